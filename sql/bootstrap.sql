@@ -1,0 +1,151 @@
+-- unleash_webhook: tables and views. Runs first in CREATE EXTENSION, before the Rust functions.
+-- Every object lives in schema unleash_webhook (the control file pins it). Objects whose name
+-- starts with "_" are private: they hold secrets or internal state and are read through views.
+
+-- One row per installation: gives delivery ids a prefix that is unique across reinstalls, so a
+-- receiver that de-duplicates on webhook-id never confuses two installations' delivery 17.
+CREATE TABLE unleash_webhook._installation (
+    singleton   boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    id          uuid NOT NULL DEFAULT gen_random_uuid(),
+    created_at  timestamptz NOT NULL DEFAULT now()
+);
+INSERT INTO unleash_webhook._installation DEFAULT VALUES;
+
+-- Subscriptions, with their secrets. Never dropped for real: drop_subscription() sets dropped_at
+-- (and wipes the secrets) so that the delivery log keeps naming the subscription it belonged to,
+-- and so that the queue needs no foreign key, whose per-row check would slow every event INSERT.
+CREATE TABLE unleash_webhook._subscriptions (
+    id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name            text NOT NULL CHECK (name <> '' AND length(name) <= 200),
+    url             text NOT NULL,
+    event_types     text[] NOT NULL CHECK (cardinality(event_types) > 0),
+    content_type    text NOT NULL DEFAULT 'application/json',
+    "authorization" text,
+    headers         jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(headers) = 'object'),
+    body_template   text,
+    projects        text[] NOT NULL DEFAULT '{}',
+    environments    text[] NOT NULL DEFAULT '{}',
+    enabled         boolean NOT NULL DEFAULT true,
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    updated_at      timestamptz NOT NULL DEFAULT now(),
+    dropped_at      timestamptz
+);
+-- A dropped subscription's name may be reused.
+CREATE UNIQUE INDEX _subscriptions_name_key ON unleash_webhook._subscriptions (name)
+    WHERE dropped_at IS NULL;
+
+-- The queue and the outcome in one table: one row per event x matching subscription, written by
+-- the capture trigger in the event's own transaction (logged, so it survives any crash).
+-- status: pending -> sending (claimed by the worker, lease_until set) -> delivered | failed,
+-- or pending -> cancelled when its subscription is dropped. A crash while 'sending' puts the row
+-- back to 'pending' (at-least-once; the webhook-id stays the same).
+CREATE TABLE unleash_webhook._deliveries (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    subscription_id  bigint NOT NULL,
+    event_table      oid NOT NULL,
+    event_id         bigint NOT NULL,
+    event_type       text NOT NULL,
+    status           text NOT NULL DEFAULT 'pending'
+                     CHECK (status IN ('pending', 'sending', 'delivered', 'failed', 'cancelled')),
+    attempts         integer NOT NULL DEFAULT 0,   -- every attempt ever made
+    round_attempts   integer NOT NULL DEFAULT 0,   -- attempts since queued or redelivered
+    next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+    lease_until      timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    delivered_at     timestamptz,
+    finished_at      timestamptz,
+    last_status_code integer,
+    last_error       text,
+    request_body     text                           -- the rendered body, kept once
+);
+-- The worker's claim walks this per subscription; it holds only unfinished rows, so it stays
+-- small however long the history grows.
+CREATE INDEX _deliveries_due ON unleash_webhook._deliveries (subscription_id, id)
+    WHERE status IN ('pending', 'sending');
+CREATE INDEX _deliveries_event ON unleash_webhook._deliveries (event_id);
+
+-- Every HTTP attempt, one row each, written by the worker after the attempt ends.
+CREATE TABLE unleash_webhook._attempts (
+    delivery_id      bigint NOT NULL,
+    attempt          integer NOT NULL,
+    started_at       timestamptz NOT NULL,
+    duration_ms      double precision NOT NULL,
+    status_code      integer,
+    error_class      text,
+    error            text,
+    response_excerpt text,
+    PRIMARY KEY (delivery_id, attempt)
+);
+
+-- Secrets live in _subscriptions: nobody but the extension's owner reads the private tables.
+REVOKE ALL ON unleash_webhook._installation, unleash_webhook._subscriptions,
+    unleash_webhook._deliveries, unleash_webhook._attempts FROM PUBLIC;
+
+-- pg_dump keeps the user data of an extension only for tables marked like this.
+SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._deliveries', '');
+SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._attempts', '');
+
+CREATE VIEW unleash_webhook.subscriptions AS
+SELECT s.id,
+       s.name,
+       -- A password in the URL is a secret: show that one is there, not what it is.
+       regexp_replace(s.url, '^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*):[^/@]*@', '\1:***@') AS url,
+       s.event_types,
+       s.content_type,
+       s."authorization" IS NOT NULL AS has_authorization,
+       ARRAY(SELECT jsonb_object_keys(s.headers) ORDER BY 1) AS header_names,
+       s.body_template,
+       s.projects,
+       s.environments,
+       s.enabled,
+       s.created_at,
+       s.updated_at
+FROM unleash_webhook._subscriptions s
+WHERE s.dropped_at IS NULL;
+
+CREATE VIEW unleash_webhook.deliveries AS
+SELECT d.id,
+       s.name AS subscription,
+       d.subscription_id,
+       d.event_id,
+       d.event_type,
+       d.status,
+       d.attempts,
+       d.created_at,
+       d.next_attempt_at,
+       d.delivered_at,
+       d.finished_at,
+       d.last_status_code,
+       d.last_error,
+       'msg_' || replace(i.id::text, '-', '') || '_' || d.id AS webhook_id,
+       d.request_body
+FROM unleash_webhook._deliveries d
+JOIN unleash_webhook._subscriptions s ON s.id = d.subscription_id
+CROSS JOIN unleash_webhook._installation i;
+
+CREATE VIEW unleash_webhook.delivery_attempts AS
+SELECT a.delivery_id,
+       s.name AS subscription,
+       d.event_id,
+       a.attempt,
+       a.started_at,
+       a.duration_ms,
+       a.status_code,
+       a.error_class,
+       a.error,
+       a.response_excerpt
+FROM unleash_webhook._attempts a
+JOIN unleash_webhook._deliveries d ON d.id = a.delivery_id
+JOIN unleash_webhook._subscriptions s ON s.id = d.subscription_id;
+
+COMMENT ON VIEW unleash_webhook.subscriptions IS
+    'Webhook subscriptions, without secrets: authorization and header values are never shown.';
+COMMENT ON VIEW unleash_webhook.deliveries IS
+    'One row per event x subscription: pending, sending, delivered, failed or cancelled.';
+COMMENT ON VIEW unleash_webhook.delivery_attempts IS
+    'Every HTTP attempt: status code or error class, duration and a bounded response excerpt.';
+COMMENT ON COLUMN unleash_webhook.deliveries.webhook_id IS
+    'Sent as the webhook-id header; the same on every retry and redelivery of this delivery.';
+COMMENT ON COLUMN unleash_webhook.deliveries.request_body IS
+    'The body as rendered for the first attempt.';

@@ -1,0 +1,388 @@
+-- unleash_webhook: the SQL API, the capture trigger, and attaching it. Runs last in CREATE
+-- EXTENSION, after the Rust functions (_template_error, _url_error, _wake_at_commit) exist.
+--
+-- Errors are raised here, in the caller's session, with a specific SQLSTATE and a hint:
+--   22004 null_value_not_allowed, 22023 invalid_parameter_value, 42704 undefined_object,
+--   42710 duplicate_object, 42P01 undefined_table, 42703 undefined_column.
+-- Messages never contain an authorization or header value.
+
+-- Checks one subscription's settings; raises on the first bad one. Shared by create and alter.
+CREATE FUNCTION unleash_webhook._validate_subscription(
+    url text, event_types text[], content_type text, "authorization" text, headers jsonb,
+    body_template text, projects text[], environments text[]
+) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    problem text;
+    h record;
+BEGIN
+    problem := unleash_webhook._url_error(url);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid url: %', problem
+            USING ERRCODE = '22023', HINT = 'Use an absolute http:// or https:// URL with a host, e.g. https://hooks.example.com/unleash.';
+    END IF;
+    IF event_types IS NULL OR cardinality(event_types) = 0 THEN
+        RAISE EXCEPTION 'event_types must name at least one event type'
+            USING ERRCODE = '22023', HINT = 'Pass e.g. ARRAY[''feature-created'', ''feature-environment-enabled''].';
+    END IF;
+    IF array_position(event_types, NULL) IS NOT NULL
+       OR EXISTS (SELECT 1 FROM unnest(event_types) t WHERE btrim(t) = '' OR length(t) > 255) THEN
+        RAISE EXCEPTION 'event_types must not contain NULL, empty or over-long strings'
+            USING ERRCODE = '22023', HINT = 'Each element is an Unleash event type such as feature-created; see unleash_webhook.event_types().';
+    END IF;
+    IF content_type IS NULL OR btrim(content_type) = '' OR content_type ~ '[\r\n\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
+        RAISE EXCEPTION 'invalid content_type: it must be non-empty, without CR, LF or control characters'
+            USING ERRCODE = '22023', HINT = 'Use e.g. application/json.';
+    END IF;
+    IF "authorization" ~ '[\r\n\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
+        RAISE EXCEPTION 'invalid authorization: it contains CR, LF or a control character'
+            USING ERRCODE = '22023', HINT = 'Pass the header value only, e.g. Bearer <token>, on one line.';
+    END IF;
+    IF headers IS NULL OR jsonb_typeof(headers) <> 'object' THEN
+        RAISE EXCEPTION 'headers must be a JSON object of strings'
+            USING ERRCODE = '22023', HINT = 'Pass e.g. ''{"X-Team": "flags"}''::jsonb.';
+    END IF;
+    FOR h IN SELECT key, value FROM jsonb_each(headers) LOOP
+        IF h.key !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]+$' THEN
+            RAISE EXCEPTION 'invalid header name %', quote_literal(left(h.key, 100))
+                USING ERRCODE = '22023', HINT = 'A header name is an HTTP token: letters, digits and !#$%&''*+-.^_`|~ only.';
+        END IF;
+        IF jsonb_typeof(h.value) <> 'string' THEN
+            RAISE EXCEPTION 'header % must have a string value, not %', quote_literal(h.key), jsonb_typeof(h.value)
+                USING ERRCODE = '22023', HINT = 'Headers are a JSON object of strings, e.g. {"X-Team": "flags"}.';
+        END IF;
+        IF (h.value #>> '{}') ~ '[\r\n\x01-\x08\x0b\x0c\x0e-\x1f\x7f]' THEN
+            RAISE EXCEPTION 'the value of header % contains CR, LF or a control character', quote_literal(h.key)
+                USING ERRCODE = '22023', HINT = 'Header values must fit on one line.';
+        END IF;
+    END LOOP;
+    problem := unleash_webhook._template_error(body_template);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'body_template does not compile: %', problem
+            USING ERRCODE = '22023', HINT = 'The template is Mustache as Unleash renders it (mustache.js); check that every {{#section}} is closed and every tag ends with }}.';
+    END IF;
+    IF projects IS NULL OR array_position(projects, NULL) IS NOT NULL
+       OR environments IS NULL OR array_position(environments, NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'projects and environments must be arrays without NULL elements'
+            USING ERRCODE = '22004', HINT = 'Pass ''{}'' (or ARRAY[''*'']) for all projects or environments.';
+    END IF;
+END;
+$$;
+
+-- Looks a live subscription up by name, for alter/pause/resume/drop; raises 42704 when absent.
+CREATE FUNCTION unleash_webhook._subscription_id(name text) RETURNS bigint
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    found_id bigint;
+BEGIN
+    IF name IS NULL THEN
+        RAISE EXCEPTION 'subscription name must not be NULL'
+            USING ERRCODE = '22004', HINT = 'Pass the name given to create_subscription().';
+    END IF;
+    SELECT s.id INTO found_id FROM unleash_webhook._subscriptions s
+    WHERE s.name = _subscription_id.name AND s.dropped_at IS NULL;
+    IF found_id IS NULL THEN
+        RAISE EXCEPTION 'subscription % does not exist', quote_literal(left(name, 200))
+            USING ERRCODE = '42704', HINT = 'SELECT name FROM unleash_webhook.subscriptions lists them.';
+    END IF;
+    RETURN found_id;
+END;
+$$;
+
+CREATE FUNCTION unleash_webhook.create_subscription(
+    name text,
+    url text,
+    event_types text[],
+    content_type text DEFAULT 'application/json',
+    "authorization" text DEFAULT NULL,
+    headers jsonb DEFAULT '{}',
+    body_template text DEFAULT NULL,
+    projects text[] DEFAULT '{}',
+    environments text[] DEFAULT '{}',
+    enabled boolean DEFAULT true
+) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    new_id bigint;
+BEGIN
+    IF name IS NULL OR btrim(name) = '' OR length(name) > 200 THEN
+        RAISE EXCEPTION 'subscription name must be a non-empty string of at most 200 characters'
+            USING ERRCODE = CASE WHEN name IS NULL THEN '22004' ELSE '22023' END,
+                  HINT = 'Pass a short unique name, e.g. ''slack-prod''.';
+    END IF;
+    IF enabled IS NULL THEN
+        RAISE EXCEPTION 'enabled must not be NULL' USING ERRCODE = '22004', HINT = 'Pass true or false.';
+    END IF;
+    PERFORM unleash_webhook._validate_subscription(url, event_types, content_type, "authorization",
+        headers, body_template, projects, environments);
+    IF EXISTS (SELECT 1 FROM unleash_webhook._subscriptions s
+               WHERE s.name = create_subscription.name AND s.dropped_at IS NULL) THEN
+        RAISE EXCEPTION 'subscription % already exists', quote_literal(name)
+            USING ERRCODE = '42710', HINT = 'Choose another name, or change it with unleash_webhook.alter_subscription().';
+    END IF;
+    INSERT INTO unleash_webhook._subscriptions AS s
+        (name, url, event_types, content_type, "authorization", headers, body_template,
+         projects, environments, enabled)
+    VALUES (name, url, event_types, content_type, "authorization", headers, body_template,
+            projects, environments, enabled)
+    RETURNING s.id INTO new_id;
+    RETURN new_id;
+END;
+$$;
+
+-- NULL means "unchanged". To remove the authorization or the body template, pass ''.
+CREATE FUNCTION unleash_webhook.alter_subscription(
+    name text,
+    url text DEFAULT NULL,
+    event_types text[] DEFAULT NULL,
+    content_type text DEFAULT NULL,
+    "authorization" text DEFAULT NULL,
+    headers jsonb DEFAULT NULL,
+    body_template text DEFAULT NULL,
+    projects text[] DEFAULT NULL,
+    environments text[] DEFAULT NULL,
+    enabled boolean DEFAULT NULL,
+    new_name text DEFAULT NULL
+) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub_id bigint := unleash_webhook._subscription_id(name);
+    cur unleash_webhook._subscriptions;
+BEGIN
+    SELECT * INTO cur FROM unleash_webhook._subscriptions s WHERE s.id = sub_id FOR UPDATE;
+    cur.url := coalesce(url, cur.url);
+    cur.event_types := coalesce(event_types, cur.event_types);
+    cur.content_type := coalesce(content_type, cur.content_type);
+    cur."authorization" := CASE WHEN "authorization" IS NULL THEN cur."authorization"
+                                ELSE nullif("authorization", '') END;
+    cur.headers := coalesce(headers, cur.headers);
+    cur.body_template := CASE WHEN body_template IS NULL THEN cur.body_template
+                              ELSE nullif(body_template, '') END;
+    cur.projects := coalesce(projects, cur.projects);
+    cur.environments := coalesce(environments, cur.environments);
+    cur.enabled := coalesce(enabled, cur.enabled);
+    PERFORM unleash_webhook._validate_subscription(cur.url, cur.event_types, cur.content_type,
+        cur."authorization", cur.headers, cur.body_template, cur.projects, cur.environments);
+    IF new_name IS NOT NULL AND new_name <> cur.name THEN
+        IF btrim(new_name) = '' OR length(new_name) > 200 THEN
+            RAISE EXCEPTION 'subscription name must be a non-empty string of at most 200 characters'
+                USING ERRCODE = '22023', HINT = 'Pass a short unique name, e.g. ''slack-prod''.';
+        END IF;
+        IF EXISTS (SELECT 1 FROM unleash_webhook._subscriptions s
+                   WHERE s.name = new_name AND s.dropped_at IS NULL) THEN
+            RAISE EXCEPTION 'subscription % already exists', quote_literal(new_name)
+                USING ERRCODE = '42710', HINT = 'Choose another new_name.';
+        END IF;
+        cur.name := new_name;
+    END IF;
+    UPDATE unleash_webhook._subscriptions s
+       SET name = cur.name, url = cur.url, event_types = cur.event_types,
+           content_type = cur.content_type, "authorization" = cur."authorization",
+           headers = cur.headers, body_template = cur.body_template, projects = cur.projects,
+           environments = cur.environments, enabled = cur.enabled, updated_at = now()
+     WHERE s.id = sub_id;
+END;
+$$;
+
+CREATE FUNCTION unleash_webhook.pause_subscription(name text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    UPDATE unleash_webhook._subscriptions SET enabled = false, updated_at = now()
+     WHERE id = unleash_webhook._subscription_id(pause_subscription.name);
+END;
+
+CREATE FUNCTION unleash_webhook.resume_subscription(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE unleash_webhook._subscriptions SET enabled = true, updated_at = now()
+     WHERE id = unleash_webhook._subscription_id(resume_subscription.name);
+    -- Deliveries queued before the pause may send again now.
+    PERFORM unleash_webhook._wake_at_commit();
+END;
+$$;
+
+-- Returns how many pending deliveries were cancelled. Their rows and attempts stay as history.
+CREATE FUNCTION unleash_webhook.drop_subscription(name text) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub_id bigint := unleash_webhook._subscription_id(name);
+    cancelled bigint;
+BEGIN
+    -- The secrets go with the subscription; the name and URL stay for the history.
+    UPDATE unleash_webhook._subscriptions
+       SET dropped_at = now(), enabled = false, "authorization" = NULL, headers = '{}',
+           updated_at = now()
+     WHERE id = sub_id;
+    UPDATE unleash_webhook._deliveries
+       SET status = 'cancelled', finished_at = now(), last_error = 'subscription dropped'
+     WHERE subscription_id = sub_id AND status IN ('pending', 'sending');
+    GET DIAGNOSTICS cancelled = ROW_COUNT;
+    RETURN cancelled;
+END;
+$$;
+
+-- Queues a fresh round of attempts for any delivery, whatever its state; the webhook-id stays.
+CREATE FUNCTION unleash_webhook.redeliver(delivery_id bigint) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub record;
+BEGIN
+    IF delivery_id IS NULL THEN
+        RAISE EXCEPTION 'delivery_id must not be NULL' USING ERRCODE = '22004',
+            HINT = 'SELECT id FROM unleash_webhook.deliveries WHERE status = ''failed'' lists candidates.';
+    END IF;
+    SELECT s.name, s.dropped_at INTO sub
+      FROM unleash_webhook._deliveries d
+      JOIN unleash_webhook._subscriptions s ON s.id = d.subscription_id
+     WHERE d.id = delivery_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = '42704',
+            HINT = 'SELECT id FROM unleash_webhook.deliveries lists deliveries.';
+    END IF;
+    IF sub.dropped_at IS NOT NULL THEN
+        RAISE EXCEPTION 'delivery % belongs to dropped subscription %', delivery_id, quote_literal(sub.name)
+            USING ERRCODE = '55000', HINT = 'Create the subscription again; a dropped one sends nothing.';
+    END IF;
+    UPDATE unleash_webhook._deliveries d
+       SET status = 'pending', round_attempts = 0, next_attempt_at = now(), lease_until = NULL,
+           finished_at = NULL
+     WHERE d.id = delivery_id AND d.status <> 'sending';
+    PERFORM unleash_webhook._wake_at_commit();
+END;
+$$;
+
+-- The capture trigger: one statement-level call per INSERT into events, however many rows it
+-- has (Unleash writes a transaction's events in one multi-row INSERT). It joins the new rows
+-- with the live subscriptions using Unleash's own matching rules, so a subscription change
+-- applies to the very next event. SECURITY DEFINER: Unleash's role needs no privilege on ours.
+CREATE FUNCTION unleash_webhook._capture() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    queued bigint;
+BEGIN
+    INSERT INTO unleash_webhook._deliveries (subscription_id, event_table, event_id, event_type)
+    SELECT s.id, TG_RELID, e.id, e.type
+      FROM unleash_webhook_new_events e
+      JOIN unleash_webhook._subscriptions s
+        ON s.enabled
+       AND e.type = ANY (s.event_types)
+       -- Unleash: an event without a project (or environment) passes; [] and ['*', ...] mean all.
+       AND (coalesce(e.project, '') = '' OR cardinality(s.projects) = 0
+            OR s.projects[1] = '*' OR e.project = ANY (s.projects))
+       AND (coalesce(e.environment, '') = '' OR cardinality(s.environments) = 0
+            OR s.environments[1] = '*' OR e.environment = ANY (s.environments))
+     ORDER BY e.id, s.id;
+    GET DIAGNOSTICS queued = ROW_COUNT;
+    IF queued > 0 THEN
+        PERFORM unleash_webhook._wake_at_commit();
+    END IF;
+    RETURN NULL;
+END;
+$$;
+-- Only the trigger calls it.
+REVOKE ALL ON FUNCTION unleash_webhook._capture() FROM PUBLIC;
+
+CREATE FUNCTION unleash_webhook.attach(events regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+BEGIN
+    IF events IS NULL THEN
+        RAISE EXCEPTION 'events must not be NULL' USING ERRCODE = '22004',
+            HINT = 'Pass Unleash''s events table, e.g. ''public.events''.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO missing
+      FROM unnest(ARRAY['id', 'type', 'created_by', 'created_at', 'data', 'pre_data', 'tags',
+                        'project', 'environment', 'feature_name', 'created_by_user_id',
+                        'group_type', 'group_id']) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = events AND a.attname = c AND a.attnum > 0
+                          AND NOT a.attisdropped);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is not an Unleash events table: it lacks %', events, missing
+            USING ERRCODE = '42703', HINT = 'Attach the events table that Unleash writes (its schema is DATABASE_SCHEMA, default public).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = events AND t.tgname = 'unleash_webhook_capture') THEN
+        RETURN;  -- already attached: attach is idempotent
+    END IF;
+    EXECUTE format('CREATE TRIGGER unleash_webhook_capture AFTER INSERT ON %s '
+                   'REFERENCING NEW TABLE AS unleash_webhook_new_events '
+                   'FOR EACH STATEMENT EXECUTE FUNCTION unleash_webhook._capture()', events);
+END;
+$$;
+
+CREATE FUNCTION unleash_webhook.detach(events regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF events IS NULL THEN
+        RAISE EXCEPTION 'events must not be NULL' USING ERRCODE = '22004',
+            HINT = 'Pass the table given to attach(), e.g. ''public.events''.';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS unleash_webhook_capture ON %s', events);
+END;
+$$;
+
+-- Managing subscriptions and reading secrets is for the extension's owner (and whom it grants).
+REVOKE ALL ON FUNCTION
+    unleash_webhook._validate_subscription(text, text[], text, text, jsonb, text, text[], text[]),
+    unleash_webhook._subscription_id(text),
+    unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean),
+    unleash_webhook.alter_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text),
+    unleash_webhook.pause_subscription(text),
+    unleash_webhook.resume_subscription(text),
+    unleash_webhook.drop_subscription(text),
+    unleash_webhook.redeliver(bigint),
+    unleash_webhook.attach(regclass),
+    unleash_webhook.detach(regclass),
+    unleash_webhook._wake_at_commit()
+FROM PUBLIC;
+
+COMMENT ON FUNCTION unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean) IS
+    'Creates a webhook subscription; returns its id. Matching follows Unleash: event type, then project and environment (empty or [''*'', ...] = all).';
+COMMENT ON FUNCTION unleash_webhook.alter_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text) IS
+    'Changes a subscription; NULL arguments leave a setting unchanged, '''' removes authorization or body_template. Applies to the next event.';
+COMMENT ON FUNCTION unleash_webhook.pause_subscription(text) IS
+    'Stops queueing and sending for a subscription; already queued deliveries wait for resume_subscription().';
+COMMENT ON FUNCTION unleash_webhook.resume_subscription(text) IS
+    'Starts queueing and sending again for a paused subscription.';
+COMMENT ON FUNCTION unleash_webhook.drop_subscription(text) IS
+    'Drops a subscription: its pending deliveries are cancelled (returned count), its history stays.';
+COMMENT ON FUNCTION unleash_webhook.redeliver(bigint) IS
+    'Queues a fresh round of attempts for a delivery; the webhook-id header stays the same.';
+COMMENT ON FUNCTION unleash_webhook.attach(regclass) IS
+    'Installs the capture trigger on an Unleash events table (done for public.events at CREATE EXTENSION).';
+COMMENT ON FUNCTION unleash_webhook.worker_pid() IS
+    'The pid of the delivery worker, NULL when none runs.';
+COMMENT ON FUNCTION unleash_webhook.detach(regclass) IS
+    'Removes the capture trigger from an events table.';
+
+-- Unleash's events table usually already exists when the extension is created.
+DO $$
+BEGIN
+    IF to_regclass('public.events') IS NOT NULL THEN
+        PERFORM unleash_webhook.attach('public.events');
+    END IF;
+END;
+$$;

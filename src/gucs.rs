@@ -1,0 +1,183 @@
+//! Every setting of the extension, in one place, with typed accessors.
+//!
+//! All are `unleash_webhook.*`. Only `database_name` needs a restart (the worker connects to one
+//! database for life); the rest are re-read by the worker on SIGHUP (`SELECT pg_reload_conf()`).
+
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+use std::time::Duration;
+
+static DATABASE_NAME: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(1);
+static RETRY_DELAY_MS: GucSetting<i32> = GucSetting::<i32>::new(300);
+static RETRY_AFTER_MAX_MS: GucSetting<i32> = GucSetting::<i32>::new(60_000);
+static CONNECT_TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(5_000);
+static TIMEOUT_MS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(32);
+static MAX_CONCURRENCY_PER_SUBSCRIPTION: GucSetting<i32> = GucSetting::<i32>::new(8);
+static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+
+/// Registers the settings. Called from `_PG_init` only while preloading, because
+/// `database_name` is a postmaster setting and those cannot be created later.
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"unleash_webhook.database_name",
+        c"Database whose Unleash events the worker delivers.",
+        c"Read when the worker starts; the extension must be created in this database.",
+        &DATABASE_NAME,
+        GucContext::Postmaster,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.max_retries",
+        c"Retries after a failed attempt (5xx, 408, 429, timeout, network error).",
+        c"Unleash documents one retry; 0 disables retries.",
+        &MAX_RETRIES,
+        0,
+        100,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.retry_delay",
+        c"Delay before a retry, unless the endpoint sent Retry-After.",
+        c"300 ms is what Unleash's documented retry waited.",
+        &RETRY_DELAY_MS,
+        0,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.retry_after_max",
+        c"Longest Retry-After the worker honours; longer values are capped to this.",
+        c"",
+        &RETRY_AFTER_MAX_MS,
+        0,
+        86_400_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.connect_timeout",
+        c"Time allowed to open a connection (TCP and TLS).",
+        c"",
+        &CONNECT_TIMEOUT_MS,
+        1,
+        600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.timeout",
+        c"Time allowed for a whole attempt, from connect to the end of the response.",
+        c"Unleash uses 10 s.",
+        &TIMEOUT_MS,
+        1,
+        600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.max_concurrency",
+        c"Most HTTP requests in flight at once, over all subscriptions.",
+        c"",
+        &MAX_CONCURRENCY,
+        1,
+        1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.max_concurrency_per_subscription",
+        c"Most HTTP requests in flight at once to one subscription.",
+        c"Keeps one slow endpoint from taking every sender.",
+        &MAX_CONCURRENCY_PER_SUBSCRIPTION,
+        1,
+        1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"unleash_webhook.ca_file",
+        c"PEM file of CA certificates trusted in addition to the system roots.",
+        c"Re-read on reload; a file that cannot be read keeps the previous trust and logs why.",
+        &CA_FILE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.poll_interval",
+        c"How often the worker looks for due deliveries when nothing woke it.",
+        c"Commits wake the worker at once; this is the backstop (and the pace of retry checks).",
+        &POLL_INTERVAL_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::UNIT_MS,
+    );
+    reserve_prefix();
+}
+
+#[cfg(not(any(feature = "pg13", feature = "pg14")))]
+fn reserve_prefix() {
+    // SAFETY: called from _PG_init on the main thread with a static C string.
+    unsafe { pgrx::pg_sys::MarkGUCPrefixReserved(c"unleash_webhook".as_ptr()) };
+}
+
+#[cfg(any(feature = "pg13", feature = "pg14"))]
+fn reserve_prefix() {
+    // SAFETY: called from _PG_init on the main thread with a static C string.
+    unsafe { pgrx::pg_sys::EmitWarningsOnPlaceholders(c"unleash_webhook".as_ptr()) };
+}
+
+fn string(setting: &GucSetting<Option<CString>>) -> Option<String> {
+    setting
+        .get()
+        .map(|s| s.to_string_lossy().into_owned())
+        .filter(|s| !s.is_empty())
+}
+
+fn millis(setting: &GucSetting<i32>) -> Duration {
+    Duration::from_millis(u64::try_from(setting.get()).unwrap_or(0))
+}
+
+fn count(setting: &GucSetting<i32>) -> usize {
+    usize::try_from(setting.get()).unwrap_or(1).max(1)
+}
+
+/// The database the worker serves.
+pub fn database_name() -> String {
+    string(&DATABASE_NAME).unwrap_or_else(|| "postgres".to_string())
+}
+
+/// The settings the worker re-reads on SIGHUP, as one value it can compare and log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerSettings {
+    pub max_retries: u32,
+    pub retry_delay: Duration,
+    pub retry_after_max: Duration,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub max_concurrency: usize,
+    pub max_concurrency_per_subscription: usize,
+    pub ca_file: Option<String>,
+    pub poll_interval: Duration,
+}
+
+/// Reads the current values (call again after `ProcessConfigFile`).
+pub fn worker_settings() -> WorkerSettings {
+    WorkerSettings {
+        max_retries: u32::try_from(MAX_RETRIES.get()).unwrap_or(0),
+        retry_delay: millis(&RETRY_DELAY_MS),
+        retry_after_max: millis(&RETRY_AFTER_MAX_MS),
+        connect_timeout: millis(&CONNECT_TIMEOUT_MS),
+        timeout: millis(&TIMEOUT_MS),
+        max_concurrency: count(&MAX_CONCURRENCY),
+        max_concurrency_per_subscription: count(&MAX_CONCURRENCY_PER_SUBSCRIPTION),
+        ca_file: string(&CA_FILE),
+        poll_interval: millis(&POLL_INTERVAL_MS),
+    }
+}

@@ -1,0 +1,300 @@
+// `#[pg_test]`s for the SQL API, validation, and the capture trigger. Each test runs in its own
+// transaction, rolled back at the end, with all tests at once against one cluster: every test
+// builds its events table in a schema of its own and uses its own subscription names.
+
+use pgrx::prelude::*;
+
+const EVENTS_DDL: &str = include_str!("../../shared/unleash/events-table.sql");
+const SAMPLE_EVENTS: &str = include_str!("../../shared/unleash/sample-events.sql");
+
+/// Creates schema `schema` holding Unleash's real tables (and trigger), attaches ours.
+fn unleash_schema(schema: &str) {
+    Spi::run(&format!("CREATE SCHEMA {schema}; SET LOCAL search_path = {schema}, public")).unwrap();
+    Spi::run(EVENTS_DDL).unwrap();
+    Spi::run(&format!("SELECT unleash_webhook.attach('{schema}.events')")).unwrap();
+}
+
+fn count(sql: &str) -> i64 {
+    Spi::get_one::<i64>(sql).unwrap().unwrap()
+}
+
+/// Runs `stmt` and returns "SQLSTATE|hint" of the error it raised, or "00000|".
+fn sqlstate_of(stmt: &str) -> String {
+    Spi::run(
+        "CREATE OR REPLACE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text
+         LANGUAGE plpgsql AS $$
+         DECLARE hint text;
+         BEGIN
+             EXECUTE stmt;
+             RETURN '00000|';
+         EXCEPTION WHEN OTHERS THEN
+             GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT;
+             RETURN SQLSTATE || '|' || coalesce(hint, '');
+         END $$",
+    )
+    .unwrap();
+    Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate_of($1)", &[stmt.into()])
+        .unwrap()
+        .unwrap()
+}
+
+fn assert_refused(stmt: &str, sqlstate: &str) {
+    let got = sqlstate_of(stmt);
+    let (code, hint) = got.split_once('|').unwrap();
+    assert_eq!(code, sqlstate, "{stmt}");
+    assert!(!hint.is_empty(), "no hint for {stmt}");
+}
+
+#[pg_test]
+fn create_and_view_hides_secrets() {
+    let id = Spi::get_one::<i64>(
+        "SELECT unleash_webhook.create_subscription('view-1', 'https://user:pw@example.com/h',
+            ARRAY['feature-created'], \"authorization\" => 'Bearer s3cret',
+            headers => '{\"X-Token\": \"hdr-s3cret\"}')",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(id > 0);
+    let row = Spi::get_one::<String>(
+        "SELECT row_to_json(s)::text FROM unleash_webhook.subscriptions s WHERE name = 'view-1'",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(!row.contains("s3cret"), "{row}");
+    assert!(!row.contains(":pw@"), "{row}");
+    assert!(row.contains("\"has_authorization\":true"), "{row}");
+    assert!(row.contains("X-Token"), "{row}");
+}
+
+#[pg_test]
+fn bad_input_is_refused_with_sqlstate_and_hint() {
+    Spi::run("SELECT unleash_webhook.create_subscription('dup-1', 'http://h/', ARRAY['x'])").unwrap();
+    let ok = "'http://h/', ARRAY['feature-created']";
+    for (stmt, code) in [
+        ("SELECT unleash_webhook.create_subscription('b1', 'ftp://h/', ARRAY['x'])".to_string(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('b2', 'javascript:alert(1)', ARRAY['x'])".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('b3', 'http:///nohost', ARRAY['x'])".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('b4', NULL, ARRAY['x'])".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('dup-1', 'http://h/', ARRAY['x'])".into(), "42710"),
+        (format!("SELECT unleash_webhook.create_subscription('b5', {ok}, body_template => 'x {{{{y')"), "22023"),
+        (format!("SELECT unleash_webhook.create_subscription('b6', {ok}, body_template => '{{{{#a}}}}')"), "22023"),
+        (format!("SELECT unleash_webhook.create_subscription('b7', {ok}, headers => '[1]')"), "22023"),
+        (format!("SELECT unleash_webhook.create_subscription('b8', {ok}, headers => '{{\"X\": 1}}')"), "22023"),
+        (format!("SELECT unleash_webhook.create_subscription('b9', {ok}, headers => '{{\"Bad Name\": \"v\"}}')"), "22023"),
+        (format!("SELECT unleash_webhook.create_subscription('b10', {ok}, headers => '{{\"X\": \"a\\r\\nEvil: 1\"}}')"), "22023"),
+        (format!("SELECT unleash_webhook.create_subscription('b11', {ok}, content_type => E'text/plain\\r\\nX: y')"), "22023"),
+        (format!("SELECT unleash_webhook.create_subscription('b12', {ok}, \"authorization\" => E'a\\nb')"), "22023"),
+        ("SELECT unleash_webhook.create_subscription('b13', 'http://h/', ARRAY[]::text[])".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('b14', 'http://h/', ARRAY['a', NULL])".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('b15', 'http://h/', ARRAY[''])".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('b16', 'http://h/', NULL)".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription('', 'http://h/', ARRAY['x'])".into(), "22023"),
+        ("SELECT unleash_webhook.create_subscription(NULL, 'http://h/', ARRAY['x'])".into(), "22004"),
+        (format!("SELECT unleash_webhook.create_subscription('b17', {ok}, projects => ARRAY[NULL]::text[])"), "22004"),
+        ("SELECT unleash_webhook.alter_subscription('nope-1', url => 'http://x/')".into(), "42704"),
+        ("SELECT unleash_webhook.alter_subscription('dup-1', url => 'gopher://x/')".into(), "22023"),
+        ("SELECT unleash_webhook.pause_subscription('nope-1')".into(), "42704"),
+        ("SELECT unleash_webhook.resume_subscription('nope-1')".into(), "42704"),
+        ("SELECT unleash_webhook.drop_subscription('nope-1')".into(), "42704"),
+        ("SELECT unleash_webhook.redeliver(-1)".into(), "42704"),
+        ("SELECT unleash_webhook.attach('pg_catalog.pg_class')".into(), "42703"),
+    ] {
+        assert_refused(&stmt, code);
+    }
+    // A refused call changed nothing.
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook._subscriptions WHERE name LIKE 'b%'"), 0);
+    let url = Spi::get_one::<String>("SELECT url FROM unleash_webhook.subscriptions WHERE name = 'dup-1'");
+    assert_eq!(url.unwrap().unwrap(), "http://h/");
+}
+
+#[pg_test]
+fn errors_never_echo_secrets() {
+    Spi::run("SELECT unleash_webhook.create_subscription('sec-1', 'http://h/', ARRAY['x'])").unwrap();
+    let message = Spi::get_one::<String>(
+        "CREATE OR REPLACE FUNCTION pg_temp.msg() RETURNS text LANGUAGE plpgsql AS $$
+         BEGIN
+             PERFORM unleash_webhook.alter_subscription('sec-1',
+                 headers => '{\"X-Key\": \"topsecret\\r\\nInjected: 1\"}');
+             RETURN 'none';
+         EXCEPTION WHEN OTHERS THEN RETURN SQLERRM;
+         END $$;
+         SELECT pg_temp.msg()",
+    )
+    .unwrap()
+    .unwrap();
+    assert!(message.contains("X-Key"), "{message}");
+    assert!(!message.contains("topsecret"), "{message}");
+}
+
+#[pg_test]
+fn fan_out_follows_unleash_matching() {
+    unleash_schema("fan1");
+    for sql in [
+        "SELECT unleash_webhook.create_subscription('fan1-all', 'http://h/a', ARRAY['feature-created','feature-environment-enabled','feature-metadata-updated','feature-tagged','feature-strategy-update','feature-archived'])",
+        "SELECT unleash_webhook.create_subscription('fan1-prod', 'http://h/p', ARRAY['feature-created','feature-environment-enabled','feature-strategy-update'], environments => ARRAY['production'])",
+        "SELECT unleash_webhook.create_subscription('fan1-star', 'http://h/s', ARRAY['feature-strategy-update','feature-environment-enabled'], projects => ARRAY['*','ignored'], environments => ARRAY['*'])",
+        "SELECT unleash_webhook.create_subscription('fan1-other', 'http://h/o', ARRAY['feature-created','feature-archived'], projects => ARRAY['other'])",
+        "SELECT unleash_webhook.create_subscription('fan1-off', 'http://h/x', ARRAY['feature-created'], enabled => false)",
+    ] {
+        Spi::run(sql).unwrap();
+    }
+    Spi::run(SAMPLE_EVENTS).unwrap();
+    let per = |name: &str| {
+        count(&format!(
+            "SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = '{name}'"
+        ))
+    };
+    // all six sample events
+    assert_eq!(per("fan1-all"), 6);
+    // feature-created (no environment: passes), strategy-update in production; not the
+    // development enable
+    assert_eq!(per("fan1-prod"), 2);
+    // '*' first: every project and environment
+    assert_eq!(per("fan1-star"), 2);
+    // project 'default' is not 'other'
+    assert_eq!(per("fan1-other"), 0);
+    assert_eq!(per("fan1-off"), 0);
+    assert_eq!(
+        count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription LIKE 'fan1-%' AND status = 'pending' AND attempts = 0"),
+        10
+    );
+    // The announcer's UPDATE queues nothing.
+    Spi::run("UPDATE fan1.events SET announced = true WHERE announced = false").unwrap();
+    assert_eq!(per("fan1-all"), 6);
+}
+
+#[pg_test]
+fn multi_row_insert_and_project_less_events() {
+    unleash_schema("multi1");
+    Spi::run("SELECT unleash_webhook.create_subscription('multi1-a', 'http://h/', ARRAY['feature-created','segment-created'], projects => ARRAY['p1'], environments => ARRAY['production'])").unwrap();
+    Spi::run(
+        "INSERT INTO multi1.events (type, created_by, project, environment, feature_name) VALUES
+            ('feature-created', 'u', 'p1', NULL, 'f1'),
+            ('feature-created', 'u', 'p2', NULL, 'f2'),
+            ('feature-created', 'u', 'p1', 'production', 'f3'),
+            ('feature-created', 'u', 'p1', 'development', 'f4'),
+            ('segment-created', 'u', NULL, NULL, NULL),
+            ('segment-created', 'u', '', '', NULL),
+            ('feature-archived', 'u', 'p1', NULL, 'f5')",
+    )
+    .unwrap();
+    let got = Spi::get_one::<String>(
+        "SELECT string_agg(coalesce(e.feature_name, '-'), ',' ORDER BY d.event_id)
+           FROM unleash_webhook._deliveries d JOIN multi1.events e ON e.id = d.event_id
+          WHERE d.subscription_id = (SELECT id FROM unleash_webhook.subscriptions WHERE name = 'multi1-a')",
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(got, "f1,f3,-,-");
+}
+
+#[pg_test]
+fn rolled_back_event_queues_nothing() {
+    unleash_schema("rb1");
+    Spi::run("SELECT unleash_webhook.create_subscription('rb1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
+    Spi::run(
+        "DO $$ BEGIN
+             INSERT INTO rb1.events (type, created_by) VALUES ('feature-created', 'u');
+             RAISE EXCEPTION 'roll back';
+         EXCEPTION WHEN raise_exception THEN NULL;
+         END $$",
+    )
+    .unwrap();
+    assert_eq!(count("SELECT count(*) FROM rb1.events"), 0);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'rb1-a'"), 0);
+    Spi::run("INSERT INTO rb1.events (type, created_by) VALUES ('feature-created', 'u')").unwrap();
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'rb1-a'"), 1);
+}
+
+#[pg_test]
+fn unleash_role_needs_no_privilege_on_ours() {
+    unleash_schema("role1");
+    Spi::run("SELECT unleash_webhook.create_subscription('role1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
+    Spi::run(
+        "CREATE ROLE role1_unleash NOLOGIN;
+         GRANT USAGE ON SCHEMA role1 TO role1_unleash;
+         GRANT INSERT, SELECT, UPDATE ON role1.events, role1.stat_environment_updates TO role1_unleash;
+         GRANT USAGE ON SEQUENCE role1.events_id_seq TO role1_unleash;
+         SET LOCAL ROLE role1_unleash;
+         INSERT INTO role1.events (type, created_by, environment) VALUES ('feature-created', 'u', 'production');
+         RESET ROLE",
+    )
+    .unwrap();
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'role1-a'"), 1);
+    // ...and can read none of our objects.
+    Spi::run("SET LOCAL ROLE role1_unleash").unwrap();
+    let code = sqlstate_of("SELECT * FROM unleash_webhook._subscriptions");
+    let code2 = sqlstate_of("SELECT unleash_webhook.create_subscription('role1-b', 'http://h/', ARRAY['x'])");
+    Spi::run("RESET ROLE").unwrap();
+    assert!(code.starts_with("42501"), "{code}");
+    assert!(code2.starts_with("42501"), "{code2}");
+}
+
+#[pg_test]
+fn changes_apply_to_the_next_event() {
+    unleash_schema("chg1");
+    Spi::run("SELECT unleash_webhook.create_subscription('chg1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
+    let ins = "INSERT INTO chg1.events (type, created_by) VALUES ('feature-created', 'u'), ('feature-archived', 'u')";
+    let n = || count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'chg1-a'");
+    Spi::run(ins).unwrap();
+    assert_eq!(n(), 1);
+    Spi::run("SELECT unleash_webhook.alter_subscription('chg1-a', event_types => ARRAY['feature-created','feature-archived'])").unwrap();
+    Spi::run(ins).unwrap();
+    assert_eq!(n(), 3);
+    Spi::run("SELECT unleash_webhook.pause_subscription('chg1-a')").unwrap();
+    Spi::run(ins).unwrap();
+    assert_eq!(n(), 3);
+    Spi::run("SELECT unleash_webhook.resume_subscription('chg1-a')").unwrap();
+    Spi::run(ins).unwrap();
+    assert_eq!(n(), 5);
+    // alter keeps what it is not given; '' removes the authorization.
+    Spi::run("SELECT unleash_webhook.alter_subscription('chg1-a', \"authorization\" => 'tok')").unwrap();
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'chg1-a' AND has_authorization AND cardinality(event_types) = 2"), 1);
+    Spi::run("SELECT unleash_webhook.alter_subscription('chg1-a', \"authorization\" => '', new_name => 'chg1-b')").unwrap();
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'chg1-b' AND NOT has_authorization"), 1);
+}
+
+#[pg_test]
+fn drop_cancels_pending_and_keeps_history() {
+    unleash_schema("drop1");
+    Spi::run("SELECT unleash_webhook.create_subscription('drop1-a', 'http://h/', ARRAY['feature-created'], \"authorization\" => 'x')").unwrap();
+    Spi::run("INSERT INTO drop1.events (type, created_by) VALUES ('feature-created', 'u'), ('feature-created', 'u')").unwrap();
+    let cancelled = count("SELECT unleash_webhook.drop_subscription('drop1-a')");
+    assert_eq!(cancelled, 2);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'drop1-a' AND status = 'cancelled'"), 2);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'drop1-a'"), 0);
+    // The name is free again, and new events go to the new subscription only.
+    Spi::run("SELECT unleash_webhook.create_subscription('drop1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
+    Spi::run("INSERT INTO drop1.events (type, created_by) VALUES ('feature-created', 'u')").unwrap();
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'drop1-a' AND status = 'pending'"), 1);
+    // Secrets are wiped from the dropped row.
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook._subscriptions WHERE dropped_at IS NOT NULL AND \"authorization\" IS NOT NULL"), 0);
+}
+
+#[pg_test]
+fn redeliver_requeues_with_the_same_id() {
+    unleash_schema("red1");
+    Spi::run("SELECT unleash_webhook.create_subscription('red1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
+    Spi::run("INSERT INTO red1.events (type, created_by) VALUES ('feature-created', 'u')").unwrap();
+    let id = count("SELECT id FROM unleash_webhook.deliveries WHERE subscription = 'red1-a'");
+    let wid = Spi::get_one::<String>(&format!("SELECT webhook_id FROM unleash_webhook.deliveries WHERE id = {id}")).unwrap().unwrap();
+    Spi::run(&format!("UPDATE unleash_webhook._deliveries SET status = 'failed', round_attempts = 2, attempts = 2 WHERE id = {id}")).unwrap();
+    Spi::run(&format!("SELECT unleash_webhook.redeliver({id})")).unwrap();
+    assert_eq!(count(&format!("SELECT count(*) FROM unleash_webhook._deliveries WHERE id = {id} AND status = 'pending' AND round_attempts = 0 AND attempts = 2")), 1);
+    let wid2 = Spi::get_one::<String>(&format!("SELECT webhook_id FROM unleash_webhook.deliveries WHERE id = {id}")).unwrap().unwrap();
+    assert_eq!(wid, wid2);
+    assert!(wid.starts_with("msg_"));
+}
+
+#[pg_test]
+fn attach_is_idempotent_and_detach_stops_capture() {
+    unleash_schema("att1");
+    Spi::run("SELECT unleash_webhook.attach('att1.events')").unwrap();
+    assert_eq!(count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'att1.events'::regclass AND tgname = 'unleash_webhook_capture'"), 1);
+    Spi::run("SELECT unleash_webhook.create_subscription('att1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
+    Spi::run("SELECT unleash_webhook.detach('att1.events')").unwrap();
+    Spi::run("INSERT INTO att1.events (type, created_by) VALUES ('feature-created', 'u')").unwrap();
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'att1-a'"), 0);
+    // Unleash's own trigger still ran beside ours.
+    assert_eq!(count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'att1.events'::regclass AND tgname = 'unleash_update_stat_environment_changes'"), 1);
+}

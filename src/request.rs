@@ -1,0 +1,106 @@
+//! From a subscription and an events row to the exact HTTP request Unleash would send.
+//!
+//! Body: the Unleash event JSON, or the subscription's Mustache template rendered with
+//! `{ event, eventJson, eventMarkdown }` when the template is longer than one character (the
+//! rule Unleash applies). Headers, in this order: Content-Type, Authorization when set, the
+//! custom headers (a custom header replaces an earlier one of the same name, as in Unleash),
+//! then `webhook-id`, which is ours and the same on every attempt of a delivery.
+//! No pgrx in here.
+
+use crate::event_json::{EventRow, event_json, event_value, template_view};
+use crate::http::Request;
+use crate::js::{Value, parse_json};
+use crate::template::Template;
+use std::sync::Arc;
+
+/// A subscription as the worker needs it to build requests; built once per change.
+pub struct Subscription {
+    pub url: String,
+    pub content_type: String,
+    pub authorization: Option<String>,
+    pub headers: Vec<(String, String)>,
+    /// `None`: the default body. `Some(Err)`: a template that no longer compiles (it was
+    /// checked when stored, so only a change of engine could do this); deliveries fail.
+    pub template: Option<Result<Arc<Template>, String>>,
+}
+
+impl Subscription {
+    /// Builds from the stored columns; `headers_json` is the jsonb object as text.
+    pub fn new(
+        url: String,
+        content_type: String,
+        authorization: Option<String>,
+        headers_json: &str,
+        body_template: Option<&str>,
+    ) -> Subscription {
+        let headers = match parse_json(headers_json) {
+            Ok(Value::Object(fields)) => fields
+                .into_iter()
+                .filter_map(|(k, v)| match v {
+                    Value::String(s) => Some((k, s)),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        let template = body_template.filter(|t| t.chars().count() > 1).map(|t| {
+            Template::compile(t)
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        });
+        Subscription {
+            url,
+            content_type,
+            authorization,
+            headers,
+            template,
+        }
+    }
+}
+
+/// Why no request could be built; recorded as a failed attempt without any HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenderFailure(pub String);
+
+/// Builds the request for one delivery.
+pub fn build(
+    sub: &Subscription,
+    row: &EventRow,
+    webhook_id: &str,
+) -> Result<Request, RenderFailure> {
+    let body = render_body(sub, row)?;
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(3 + sub.headers.len());
+    headers.push(("Content-Type".to_string(), sub.content_type.clone()));
+    if let Some(auth) = &sub.authorization {
+        headers.push(("Authorization".to_string(), auth.clone()));
+    }
+    for (name, value) in &sub.headers {
+        headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        headers.push((name.clone(), value.clone()));
+    }
+    headers.retain(|(n, _)| !n.eq_ignore_ascii_case("webhook-id"));
+    headers.push(("webhook-id".to_string(), webhook_id.to_string()));
+    Ok(Request {
+        url: sub.url.clone(),
+        headers,
+        body: body.into_bytes(),
+    })
+}
+
+/// The body alone (also what preview shows).
+pub fn render_body(sub: &Subscription, row: &EventRow) -> Result<String, RenderFailure> {
+    let json = event_json(row).map_err(|e| RenderFailure(e.to_string()))?;
+    match &sub.template {
+        None => Ok(json),
+        Some(Err(e)) => Err(RenderFailure(format!(
+            "body_template does not compile: {e}"
+        ))),
+        Some(Ok(template)) => {
+            let event = event_value(row).map_err(|e| RenderFailure(e.to_string()))?;
+            let view = template_view(event, &json, "");
+            template
+                .render(&view)
+                .map_err(|e| RenderFailure(format!("body_template failed: {}", e.js_message())))
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! Waking the worker at COMMIT.
+//!
+//! The capture trigger calls `_wake_at_commit()`, which only sets a backend-local flag. One
+//! transaction callback per backend (registered the first time) turns that flag into a
+//! `SetLatch` on the worker's latch when the transaction commits, so the worker starts sending
+//! within a millisecond of the commit instead of at its next poll; an aborted or prepared
+//! transaction wakes nothing. Registering a callback per transaction instead would pile them up
+//! (an insert loop fell from 2,512/s to 466/s over 100k inserts in a trial).
+//!
+//! The worker publishes its PGPROC number in shared memory. Shared memory exists only when the
+//! library was preloaded; without it every function here is a no-op and the rows wait, queued.
+
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use pgrx::{PGRXSharedMemory, PgAtomic};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+/// What backends need to find the worker.
+#[derive(Default)]
+pub struct WorkerSlot {
+    /// The worker's PGPROC number, or -1 when no worker runs.
+    procno: AtomicI32,
+    /// The worker's pid (0 when none), for `worker_pid()` and logs.
+    pid: AtomicI32,
+    /// Set by committing transactions that queued something; cleared by the worker before it
+    /// drains, so a commit that lands during a drain makes it loop again at once.
+    pending: AtomicBool,
+}
+
+// SAFETY: only atomics, no pointers: valid in every process that maps the segment.
+unsafe impl PGRXSharedMemory for WorkerSlot {}
+
+static SLOT: PgAtomic<WorkerSlot> = unsafe { PgAtomic::new(c"unleash_webhook_worker_slot") };
+
+/// Set once, while preloading, when the shared memory was requested. Guards every `SLOT.get()`:
+/// that call panics when the segment does not exist, and a panic in a commit callback would
+/// take the whole cluster down.
+static mut SHMEM_READY: bool = false;
+
+thread_local! {
+    static QUEUED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
+    static WARNED_NOT_PRELOADED: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Requests the shared memory. `_PG_init`, preload branch only.
+pub fn init() {
+    pgrx::pg_shmem_init!(
+        SLOT = WorkerSlot {
+            procno: AtomicI32::new(-1),
+            pid: AtomicI32::new(0),
+            pending: AtomicBool::new(false),
+        }
+    );
+    // SAFETY: _PG_init runs once, single-threaded, in the postmaster before any fork.
+    unsafe { SHMEM_READY = true };
+}
+
+fn slot() -> Option<&'static WorkerSlot> {
+    // SAFETY: written only in _PG_init before any backend exists; read-only afterwards.
+    if unsafe { SHMEM_READY } {
+        Some(SLOT.get())
+    } else {
+        None
+    }
+}
+
+/// Marks the current transaction as having queued deliveries; the worker is woken at COMMIT.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _wake_at_commit() {
+    if slot().is_none() {
+        if !WARNED_NOT_PRELOADED.replace(true) {
+            warning!(
+                "unleash_webhook is not in shared_preload_libraries: deliveries stay queued until it is"
+            );
+        }
+        return;
+    }
+    QUEUED_IN_XACT.set(true);
+    if !CALLBACK_REGISTERED.replace(true) {
+        // SAFETY: registers a plain extern fn once per backend; it lives as long as the process.
+        unsafe { pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut()) };
+    }
+}
+
+#[pg_guard]
+unsafe extern "C-unwind" fn on_xact_event(
+    event: pg_sys::XactEvent::Type,
+    _arg: *mut std::ffi::c_void,
+) {
+    match event {
+        pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
+            if QUEUED_IN_XACT.replace(false) =>
+        {
+            wake_worker()
+        }
+        // A prepared transaction commits later, elsewhere: the worker's poll finds its rows.
+        pg_sys::XactEvent::XACT_EVENT_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE => QUEUED_IN_XACT.set(false),
+        _ => {}
+    }
+}
+
+/// Sets the worker's latch if a worker runs. Safe to call from any backend.
+pub fn wake_worker() {
+    let Some(slot) = slot() else { return };
+    // Only the first commit since the worker last looked needs to set the latch.
+    if slot.pending.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let procno = slot.procno.load(Ordering::Acquire);
+    if procno < 0 {
+        return;
+    }
+    // SAFETY: ProcGlobal and its allProcs array live in shared memory for the life of the
+    // cluster, and procno was published by the worker from its own PGPROC. SetLatch on a
+    // latch whose owner has exited is harmless.
+    unsafe {
+        let procs = (*pg_sys::ProcGlobal).allProcs;
+        if procs.is_null() {
+            return;
+        }
+        let proc_ = procs.add(procno as usize);
+        pg_sys::SetLatch(&raw mut (*proc_).procLatch);
+    }
+}
+
+/// The worker announces itself (at start) so that commits can find its latch.
+pub fn publish_worker() {
+    let Some(slot) = slot() else { return };
+    // SAFETY: MyProc is this process's PGPROC, set up before the worker's main runs.
+    let procno = unsafe { (*pg_sys::MyProc).pgprocno };
+    // SAFETY: MyProcPid is set at process start.
+    let pid = unsafe { pg_sys::MyProcPid };
+    slot.pid.store(pid, Ordering::Release);
+    slot.procno.store(procno, Ordering::Release);
+}
+
+/// The worker withdraws (at exit), so nobody sets a latch that a new process may own.
+pub fn withdraw_worker() {
+    let Some(slot) = slot() else { return };
+    slot.procno.store(-1, Ordering::Release);
+    slot.pid.store(0, Ordering::Release);
+}
+
+/// Clears the pending flag; returns whether a commit had set it since the last call.
+pub fn take_pending() -> bool {
+    slot().is_some_and(|s| s.pending.swap(false, Ordering::AcqRel))
+}
+
+/// The worker's pid, if one runs.
+pub fn worker_pid() -> Option<i32> {
+    slot()
+        .map(|s| s.pid.load(Ordering::Acquire))
+        .filter(|p| *p > 0)
+}

@@ -1,0 +1,595 @@
+//! The background worker: registration and its one loop.
+//!
+//! Shape: signals, connect, wait for the extension, recover what a dead predecessor had
+//! claimed, then loop { record finished attempts (one short transaction); claim due deliveries
+//! (one short transaction, FOR UPDATE SKIP LOCKED, with a lease); render them and hand them to
+//! the sender threads; wait on the latch (set at COMMIT by `wake`), the senders' socket, or a
+//! timeout }. No transaction is ever open while HTTP is in flight. A Postgres error inside a
+//! transaction is caught, logged and rolled back: it costs one batch, never the worker.
+
+use crate::event_json::EventRow;
+use crate::gucs::{self, WorkerSettings};
+use crate::http::{self, Client, ClientConfig, Verdict};
+use crate::pool::{Done, Job, Pool, Ticket};
+use crate::queue::{self, Claimed, Outcome};
+use crate::request::{self, Subscription};
+use crate::wake;
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::pg_sys;
+use pgrx::prelude::*;
+use std::collections::HashMap;
+use std::ffi::CString;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The name in `pg_stat_activity.backend_type`, `application_name` and every log line.
+pub const NAME: &str = "unleash_webhook";
+
+/// How long a SIGTERM waits for attempts in flight before the rest are left claimed (they are
+/// sent again after the restart). Postgres's shutdown waits for us, so keep it short.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Registers the worker. `_PG_init`, preload branch only.
+pub fn init() {
+    BackgroundWorkerBuilder::new("unleash_webhook worker")
+        .set_type(NAME)
+        .set_library("unleash_webhook")
+        .set_function("unleash_webhook_worker_main")
+        // Also makes it start only once recovery is finished: never on a standby, and right
+        // after a promotion.
+        .enable_spi_access()
+        // Restarted after any exit but a clean shutdown; 5 s keeps a missing database from
+        // filling the log.
+        .set_restart_time(Some(Duration::from_secs(5)))
+        .load();
+}
+
+/// The worker's entry point, named in its registration.
+#[pg_guard]
+#[unsafe(no_mangle)]
+pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = gucs::database_name();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    set_session_option("application_name", NAME);
+    // The worker's own commits (claims, results) need no flush wait: if the last of them is lost
+    // in an OS crash, the deliveries are simply sent again, which at-least-once allows.
+    set_session_option("synchronous_commit", "off");
+    wake::publish_worker();
+    let settings = gucs::worker_settings();
+    log!(
+        "{NAME}: worker started for database \"{database}\" ({})",
+        describe(&settings)
+    );
+    let code = match Worker::new(settings) {
+        Ok(mut worker) => worker.run(),
+        Err(e) => {
+            log!("{NAME}: worker cannot start: {e}");
+            1
+        }
+    };
+    wake::withdraw_worker();
+    log!("{NAME}: worker stopped");
+    // Exit code 1 asks the postmaster to start us again (after a terminate); at shutdown it
+    // does not matter.
+    // SAFETY: proc_exit runs the exit callbacks and never returns.
+    unsafe { pg_sys::proc_exit(code) }
+}
+
+fn set_session_option(name: &str, value: &str) {
+    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
+        return;
+    };
+    // SAFETY: valid C strings; SetConfigOption copies them.
+    unsafe {
+        pg_sys::SetConfigOption(
+            name.as_ptr(),
+            value.as_ptr(),
+            pg_sys::GucContext::PGC_SUSET,
+            pg_sys::GucSource::PGC_S_SESSION,
+        )
+    };
+}
+
+fn describe(s: &WorkerSettings) -> String {
+    format!(
+        "max_retries={} retry_delay={}ms timeout={}ms connect_timeout={}ms max_concurrency={} \
+         max_concurrency_per_subscription={} ca_file={} poll_interval={}ms",
+        s.max_retries,
+        s.retry_delay.as_millis(),
+        s.timeout.as_millis(),
+        s.connect_timeout.as_millis(),
+        s.max_concurrency,
+        s.max_concurrency_per_subscription,
+        s.ca_file.as_deref().unwrap_or("(none)"),
+        s.poll_interval.as_millis()
+    )
+}
+
+fn client_config(s: &WorkerSettings) -> ClientConfig {
+    ClientConfig {
+        connect_timeout: s.connect_timeout,
+        total_timeout: s.timeout,
+        extra_ca_file: s.ca_file.as_ref().map(Into::into),
+        proxy: None,
+        max_idle_per_host: s.max_concurrency_per_subscription.max(4),
+    }
+}
+
+/// A subscription as cached by the worker, with the version it was built from.
+struct CachedSub {
+    version: i64,
+    sub: Arc<Subscription>,
+}
+
+struct Worker {
+    settings: WorkerSettings,
+    client: Client,
+    pool: Pool,
+    wait_set: *mut pg_sys::WaitEventSet,
+    /// Set once the extension exists and recovery ran; cleared when a transaction fails.
+    ready: bool,
+    installation: String,
+    subs: HashMap<i64, CachedSub>,
+    in_flight_per_sub: HashMap<i64, i32>,
+    /// Outcomes known without HTTP (render errors, missing events), recorded with the next batch.
+    local_outcomes: Vec<Outcome>,
+    /// The earliest retry the worker scheduled, so that it wakes for it without polling.
+    next_retry: Option<Instant>,
+    last_error: Option<String>,
+}
+
+impl Worker {
+    fn new(settings: WorkerSettings) -> Result<Worker, String> {
+        let client = match Client::new(&client_config(&settings)) {
+            Ok(c) => c,
+            Err(e) => {
+                // A bad CA file must not stop delivery to public endpoints.
+                log!("{NAME}: ca_file not used: {}", e.message());
+                let mut fallback = client_config(&settings);
+                fallback.extra_ca_file = None;
+                Client::new(&fallback).map_err(|e| e.to_string())?
+            }
+        };
+        let pool = Pool::new().map_err(|e| format!("cannot create the sender socket: {e}"))?;
+        // SAFETY: TopMemoryContext lives for the process; the set is used only by this thread
+        // and the latch and socket it watches outlive it.
+        let wait_set = unsafe {
+            let set = pg_sys::CreateWaitEventSet(pg_sys::TopMemoryContext, 3);
+            pg_sys::AddWaitEventToSet(
+                set,
+                pg_sys::WL_LATCH_SET,
+                pg_sys::PGINVALID_SOCKET,
+                pg_sys::MyLatch,
+                std::ptr::null_mut(),
+            );
+            pg_sys::AddWaitEventToSet(
+                set,
+                pg_sys::WL_EXIT_ON_PM_DEATH,
+                pg_sys::PGINVALID_SOCKET,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            pg_sys::AddWaitEventToSet(
+                set,
+                pg_sys::WL_SOCKET_READABLE,
+                pool.wake_fd(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            );
+            set
+        };
+        Ok(Worker {
+            settings,
+            client,
+            pool,
+            wait_set,
+            ready: false,
+            installation: String::new(),
+            subs: HashMap::new(),
+            in_flight_per_sub: HashMap::new(),
+            local_outcomes: Vec::new(),
+            next_retry: None,
+            last_error: None,
+        })
+    }
+
+    fn run(&mut self) -> i32 {
+        loop {
+            if BackgroundWorker::sigterm_received() {
+                self.shutdown();
+                return 1;
+            }
+            if BackgroundWorker::sighup_received() {
+                self.reload();
+            }
+            if !self.ready && !self.become_ready() {
+                self.wait(self.settings.poll_interval.max(Duration::from_secs(1)));
+                continue;
+            }
+            // Clear the commit flag before looking, so a commit after this point loops again.
+            let _ = wake::take_pending();
+            self.record_finished();
+            let full = self.claim_and_send();
+            if full {
+                continue;
+            }
+            self.wait(self.next_timeout());
+        }
+    }
+
+    /// Checks that the extension exists and recovers a predecessor's claims.
+    fn become_ready(&mut self) -> bool {
+        let result = txn("unleash_webhook: starting", || {
+            if !queue::extension_installed()? {
+                return Ok(None);
+            }
+            let installation = queue::installation_id()?;
+            let recovered = queue::recover_claimed()?;
+            Ok(Some((installation, recovered)))
+        });
+        match result {
+            Ok(Some((installation, recovered))) => {
+                if recovered > 0 {
+                    log!("{NAME}: {recovered} deliveries claimed before a restart are due again");
+                }
+                self.installation = installation;
+                self.subs.clear();
+                self.ready = true;
+                self.last_error = None;
+                true
+            }
+            Ok(None) => {
+                self.note_error(format!(
+                    "extension unleash_webhook is not installed in database \"{}\"; waiting for CREATE EXTENSION",
+                    gucs::database_name()
+                ));
+                false
+            }
+            Err(e) => {
+                self.note_error(e);
+                false
+            }
+        }
+    }
+
+    /// Logs a problem once, not on every poll.
+    fn note_error(&mut self, message: String) {
+        if self.last_error.as_deref() != Some(message.as_str()) {
+            log!("{NAME}: {message}");
+            self.last_error = Some(message);
+        }
+    }
+
+    fn reload(&mut self) {
+        // SAFETY: the documented way for a background process to apply a SIGHUP.
+        unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+        let settings = gucs::worker_settings();
+        if settings == self.settings {
+            return;
+        }
+        let config = client_config(&settings);
+        if config != client_config(&self.settings) {
+            match Client::new(&config) {
+                // Jobs already handed out keep the old client; new ones get this one.
+                Ok(client) => self.client = client,
+                Err(e) => log!(
+                    "{NAME}: settings reloaded, but the HTTP client keeps its previous trust: {e}"
+                ),
+            }
+        }
+        log!("{NAME}: settings reloaded ({})", describe(&settings));
+        self.settings = settings;
+    }
+
+    fn next_timeout(&self) -> Duration {
+        let poll = self.settings.poll_interval;
+        match self.next_retry {
+            Some(at) => at.saturating_duration_since(Instant::now()).min(poll),
+            None => poll,
+        }
+    }
+
+    /// Sleeps until a commit sets the latch, a sender finishes, or the timeout passes.
+    fn wait(&mut self, timeout: Duration) {
+        let mut event = pg_sys::WaitEvent::default();
+        let millis = i64::try_from(timeout.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(0);
+        // SAFETY: the set was built in new() and stays valid; `event` is a valid out-pointer.
+        unsafe {
+            pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_IDLE, std::ptr::null());
+            let n = pg_sys::WaitEventSetWait(
+                self.wait_set,
+                millis as std::ffi::c_long,
+                &mut event,
+                1,
+                pg_sys::PG_WAIT_EXTENSION,
+            );
+            if n > 0 && event.events & pg_sys::WL_LATCH_SET != 0 {
+                pg_sys::ResetLatch(pg_sys::MyLatch);
+            }
+        }
+        if self.next_retry.is_some_and(|at| at <= Instant::now()) {
+            self.next_retry = None;
+        }
+    }
+
+    /// Records every finished attempt (and local outcomes) in one transaction.
+    fn record_finished(&mut self) {
+        let done = self.pool.collect();
+        if done.is_empty() && self.local_outcomes.is_empty() {
+            return;
+        }
+        let mut outcomes = std::mem::take(&mut self.local_outcomes);
+        for d in done {
+            if let Some(n) = self.in_flight_per_sub.get_mut(&d.ticket.subscription_id) {
+                *n -= 1;
+                if *n <= 0 {
+                    self.in_flight_per_sub.remove(&d.ticket.subscription_id);
+                }
+            }
+            outcomes.push(self.outcome_of(d));
+        }
+        self.write_outcomes(&outcomes);
+    }
+
+    fn write_outcomes(&mut self, outcomes: &[Outcome]) {
+        if let Err(e) = txn("unleash_webhook: recording results", || {
+            queue::record(outcomes)
+        }) {
+            // The rows stay 'sending' with a lease; they are sent again when it expires or the
+            // worker restarts. Losing the record of an attempt is allowed, losing a delivery not.
+            log!("{NAME}: could not record {} results: {e}", outcomes.len());
+            self.ready = false;
+        }
+    }
+
+    fn outcome_of(&mut self, done: Done) -> Outcome {
+        let Done {
+            ticket,
+            started_at,
+            attempt,
+        } = done;
+        let verdict = http::classify(&attempt);
+        let retries_left =
+            u32::try_from(ticket.round_attempt).unwrap_or(u32::MAX) <= self.settings.max_retries;
+        let (new_status, retry_in) = match verdict {
+            Verdict::Delivered => ("delivered", Duration::ZERO),
+            Verdict::Retry if retries_left => {
+                let delay = attempt
+                    .retry_after
+                    .map(|d| d.min(self.settings.retry_after_max))
+                    .unwrap_or(self.settings.retry_delay);
+                let at = Instant::now() + delay;
+                self.next_retry = Some(self.next_retry.map_or(at, |t| t.min(at)));
+                ("pending", delay)
+            }
+            Verdict::Retry | Verdict::Fail => ("failed", Duration::ZERO),
+        };
+        debug1!(
+            "{NAME}: delivery {} attempt {}: {} -> {new_status}",
+            ticket.delivery_id,
+            ticket.attempt,
+            attempt.status.map_or_else(
+                || attempt
+                    .error_class
+                    .map_or("error", |c| c.as_str())
+                    .to_string(),
+                |s| s.to_string()
+            )
+        );
+        Outcome {
+            delivery_id: ticket.delivery_id,
+            attempt: ticket.attempt,
+            started_epoch: epoch_seconds(started_at),
+            duration_ms: attempt.duration.as_secs_f64() * 1000.0,
+            status_code: attempt.status.map(i32::from),
+            error_class: attempt.error_class.map(|c| c.as_str().to_string()),
+            error: attempt.error.clone(),
+            excerpt: Some(attempt.response_excerpt.clone()).filter(|s| !s.is_empty()),
+            new_status,
+            retry_in_ms: retry_in.as_secs_f64() * 1000.0,
+            body: ticket.body_to_store,
+        }
+    }
+
+    /// Claims what the free sender slots allow and hands it out. Returns true when the claim
+    /// was limited by the slots, i.e. more may be due right now.
+    fn claim_and_send(&mut self) -> bool {
+        let free = self
+            .settings
+            .max_concurrency
+            .saturating_sub(self.pool.in_flight());
+        if free == 0 {
+            return false;
+        }
+        let per_sub =
+            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
+        let room: HashMap<i64, i32> = self
+            .in_flight_per_sub
+            .iter()
+            .map(|(id, n)| (*id, per_sub - n))
+            .collect();
+        let known: HashMap<i64, i64> = self.subs.iter().map(|(id, c)| (*id, c.version)).collect();
+        // The lease outlives any attempt by a wide margin, so it only ever expires for a worker
+        // that died or stalled.
+        let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
+        let limit = i64::try_from(free).unwrap_or(i64::MAX);
+        let result = txn("unleash_webhook: claiming", || {
+            let claimed = queue::claim(limit, per_sub, &room, lease_ms, &known)?;
+            let mut by_table: HashMap<pg_sys::Oid, Vec<i64>> = HashMap::new();
+            for c in &claimed {
+                by_table.entry(c.event_table).or_default().push(c.event_id);
+            }
+            let mut events: HashMap<(pg_sys::Oid, i64), EventRow> = HashMap::new();
+            for (table, ids) in by_table {
+                for (id, row) in queue::read_events(table, &ids)? {
+                    events.insert((table, id), row);
+                }
+            }
+            Ok((claimed, events))
+        });
+        let (claimed, mut events) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                log!("{NAME}: could not claim deliveries: {e}");
+                self.ready = false;
+                return false;
+            }
+        };
+        let count = claimed.len();
+        for c in claimed {
+            let event = events.remove(&(c.event_table, c.event_id));
+            self.dispatch(c, event);
+        }
+        count >= free
+    }
+
+    fn subscription(&mut self, c: &mut Claimed) -> Arc<Subscription> {
+        if let Some(cols) = c.sub.take() {
+            let sub = Arc::new(Subscription::new(
+                cols.url,
+                cols.content_type,
+                cols.authorization,
+                &cols.headers_json,
+                cols.body_template.as_deref(),
+            ));
+            self.subs.insert(
+                c.subscription_id,
+                CachedSub {
+                    version: c.sub_version,
+                    sub: Arc::clone(&sub),
+                },
+            );
+            return sub;
+        }
+        match self.subs.get(&c.subscription_id) {
+            Some(cached) => Arc::clone(&cached.sub),
+            // Cannot happen (the claim returns the columns when our version differs); an empty
+            // subscription makes the delivery fail visibly instead of panicking.
+            None => Arc::new(Subscription::new(
+                String::new(),
+                String::new(),
+                None,
+                "{}",
+                None,
+            )),
+        }
+    }
+
+    fn dispatch(&mut self, mut c: Claimed, event: Option<EventRow>) {
+        let sub = self.subscription(&mut c);
+        let webhook_id = format!("msg_{}_{}", self.installation, c.delivery_id);
+        let built = match &event {
+            Some(row) => request::build(&sub, row, &webhook_id).map_err(|e| ("render", e.0)),
+            None => Err((
+                "event_missing",
+                format!("event {} no longer exists in its events table", c.event_id),
+            )),
+        };
+        let request = match built {
+            Ok(r) => r,
+            Err((class, message)) => {
+                self.local_outcomes.push(Outcome {
+                    delivery_id: c.delivery_id,
+                    attempt: c.attempt,
+                    started_epoch: epoch_seconds(SystemTime::now()),
+                    duration_ms: 0.0,
+                    status_code: None,
+                    error_class: Some(class.to_string()),
+                    error: Some(message),
+                    excerpt: None,
+                    new_status: "failed",
+                    retry_in_ms: 0.0,
+                    body: None,
+                });
+                return;
+            }
+        };
+        let body_to_store = if c.has_body {
+            None
+        } else {
+            Some(String::from_utf8_lossy(&request.body).into_owned())
+        };
+        let ticket = Ticket {
+            delivery_id: c.delivery_id,
+            subscription_id: c.subscription_id,
+            attempt: c.attempt,
+            round_attempt: c.round_attempt,
+            body_to_store,
+        };
+        let job = Job {
+            ticket,
+            request,
+            client: self.client.clone(),
+        };
+        match self.pool.submit(job, self.settings.max_concurrency) {
+            Ok(()) => *self.in_flight_per_sub.entry(c.subscription_id).or_insert(0) += 1,
+            // The row stays claimed; its lease brings it back.
+            Err(e) => log!(
+                "{NAME}: cannot hand delivery {} to a sender: {e}",
+                c.delivery_id
+            ),
+        }
+    }
+
+    fn shutdown(&mut self) {
+        let finished = self.pool.shutdown(Instant::now() + SHUTDOWN_GRACE);
+        let left = self.pool.in_flight();
+        let mut outcomes = std::mem::take(&mut self.local_outcomes);
+        for d in finished {
+            outcomes.push(self.outcome_of(d));
+        }
+        if self.ready && !outcomes.is_empty() {
+            self.write_outcomes(&outcomes);
+        }
+        if left > 0 {
+            log!(
+                "{NAME}: stopping with {left} attempts in flight; they are sent again after the restart"
+            );
+        }
+    }
+}
+
+fn epoch_seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// Runs `f` in its own transaction. A Postgres error (or an `Err`) rolls it back and comes
+/// back as `Err(message)`, so that the loop goes on.
+fn txn<R>(activity: &str, f: impl FnOnce() -> Result<R, String>) -> Result<R, String> {
+    let activity = CString::new(activity).unwrap_or_default();
+    // SAFETY: the worker's main thread, outside any transaction: the usual way a background
+    // worker opens one (as BackgroundWorker::transaction does).
+    unsafe {
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, activity.as_ptr());
+        pg_sys::SetCurrentStatementStartTimestamp();
+        pg_sys::StartTransactionCommand();
+        pg_sys::PushActiveSnapshot(pg_sys::GetTransactionSnapshot());
+    }
+    let result = PgTryBuilder::new(AssertUnwindSafe(f))
+        .catch_others(|e| {
+            Err(match e {
+                pg_sys::panic::CaughtError::PostgresError(r)
+                | pg_sys::panic::CaughtError::ErrorReport(r)
+                | pg_sys::panic::CaughtError::RustPanic { ereport: r, .. } => {
+                    r.message().to_string()
+                }
+            })
+        })
+        .execute();
+    // SAFETY: ends the transaction opened above, whichever way it went.
+    unsafe {
+        match &result {
+            Ok(_) => {
+                pg_sys::PopActiveSnapshot();
+                pg_sys::CommitTransactionCommand();
+            }
+            Err(_) => pg_sys::AbortCurrentTransaction(),
+        }
+    }
+    result
+}

@@ -1,0 +1,144 @@
+"""Benchmark: commit-to-receipt latency and sustained deliveries per second.
+
+Real stack: the installed extension (build it with --release) in a real cluster with the
+library preloaded, Unleash's events table, and a fast Rust HTTP/1.1 keep-alive endpoint
+(tests/bench/sink) on 127.0.0.1. Run it through tests/bench/run.sh.
+
+Latency: single-event INSERTs at a steady rate, each its own transaction; the time from the
+client's COMMIT returning to the endpoint reading the POST (same machine, same clock).
+Throughput: events inserted as fast as one client can (multi-row INSERTs of 200, like
+Unleash's batches), deliveries per second from the first COMMIT to the last receipt.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
+from conftest import make_unleash_cluster  # noqa: E402
+
+
+def pct(values, p):
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * (len(values) - 1))))
+    return values[k]
+
+
+class BenchSink:
+    def __init__(self, binary):
+        self.proc = subprocess.Popen([binary, "0"], stdout=subprocess.PIPE, text=True)
+        self.port = int(self.proc.stdout.readline())
+
+    def get(self, path):
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}") as r:
+            return r.read().decode()
+
+    def count(self):
+        return int(self.get("/count"))
+
+    def dump(self):
+        out = {}
+        for line in self.get("/dump").splitlines():
+            i, t = line.split()
+            out.setdefault(int(i), int(t) / 1e9)
+        return out
+
+    def close(self):
+        self.proc.kill()
+
+
+def wait_count(sink, n, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if sink.count() >= n:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def latency(conn, sink, n, rate):
+    sink.get("/reset")
+    committed = {}
+    interval = 1.0 / rate
+    next_at = time.time()
+    for _ in range(n):
+        now = time.time()
+        if now < next_at:
+            time.sleep(next_at - now)
+        next_at += interval
+        (eid,) = conn.execute("INSERT INTO events (type, created_by, project, environment, "
+                              "feature_name) VALUES ('feature-created', 'bench', 'default', "
+                              "'production', 'f') RETURNING id").fetchone()
+        committed[eid] = time.time()
+    wait_count(sink, n, 30)
+    got = sink.dump()
+    lat = [(got[i] - t) * 1000 for i, t in committed.items() if i in got]
+    return lat, n - len(lat)
+
+
+def throughput(conn, sink, n, subs, batch=200):
+    sink.get("/reset")
+    rows = ",".join(["('feature-created', 'bench', 'default', 'production', 'f', "
+                     "'{\"name\": \"f\", \"enabled\": true}')"] * batch)
+    start = time.time()
+    for _ in range(n // batch):
+        conn.execute("INSERT INTO events (type, created_by, project, environment, feature_name, "
+                     f"data) VALUES {rows}")
+    inserted = time.time()
+    ok = wait_count(sink, n * subs, 300)
+    got = sink.dump()
+    end = max(got.values()) if got else time.time()
+    total = sink.count()
+    return total, end - start, inserted - start, ok
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sink", required=True)
+    ap.add_argument("--quick", action="store_true", help="a few seconds: the CI smoke run")
+    args = ap.parse_args()
+    lat_n, rate, thr_n = (100, 100, 2000) if args.quick else (1000, 100, 50000)
+
+    sink = BenchSink(args.sink)
+    cluster = make_unleash_cluster()
+    try:
+        conn = cluster.connect()
+        conn.execute("SELECT unleash_webhook.create_subscription('bench-1', %s, "
+                     "ARRAY['feature-created'])", (f"http://127.0.0.1:{sink.port}/hook",))
+        conn.execute("SELECT 1")
+        # warm up: connections, caches
+        latency(conn, sink, 20, 200)
+
+        lat, lost = latency(conn, sink, lat_n, rate)
+        print(f"latency   {lat_n} single-event commits at {rate}/s: "
+              f"p50 {statistics.median(lat):.2f} ms  p95 {pct(lat, 95):.2f} ms  "
+              f"p99 {pct(lat, 99):.2f} ms  max {max(lat):.2f} ms  (missing: {lost})")
+
+        total, secs, ins, ok = throughput(conn, sink, thr_n, 1)
+        print(f"throughput 1 subscription: {total} deliveries in {secs:.2f} s = "
+              f"{total / secs:,.0f}/s (inserting took {ins:.2f} s){'' if ok else '  INCOMPLETE'}")
+
+        for i in range(2, 11):
+            conn.execute("SELECT unleash_webhook.create_subscription(%s, %s, "
+                         "ARRAY['feature-created'])",
+                         (f"bench-{i}", f"http://127.0.0.1:{sink.port}/hook{i}"))
+        n10 = thr_n // 10
+        total, secs, ins, ok = throughput(conn, sink, n10, 10)
+        print(f"throughput 10 subscriptions: {total} deliveries in {secs:.2f} s = "
+              f"{total / secs:,.0f}/s (inserting took {ins:.2f} s){'' if ok else '  INCOMPLETE'}")
+        failed = conn.execute("SELECT count(*) FROM unleash_webhook.deliveries "
+                              "WHERE status <> 'delivered'").fetchone()[0]
+        print(f"not delivered at the end: {failed}")
+        if failed or lost or not ok:
+            sys.exit(1)
+    finally:
+        cluster.destroy()
+        sink.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,310 @@
+"""The worker, end to end: a real cluster, real events, real HTTP servers."""
+
+import json
+import ssl
+import time
+
+import pytest
+
+from conftest import SHARED, Cluster, insert_events, kill9, wait_until, worker_pid
+from sink import Reply, Sink
+
+SAMPLE_TYPES = ["feature-created", "feature-environment-enabled", "feature-metadata-updated",
+                "feature-tagged", "feature-strategy-update", "feature-archived"]
+
+
+def create(db, name, url, types, **kw):
+    args = ", ".join(f'"{k}" => %({k})s' for k in kw)
+    sql = "SELECT unleash_webhook.create_subscription(%(name)s, %(url)s, %(types)s" + \
+        (", " + args if args else "") + ")"
+    params = {"name": name, "url": url, "types": types, **kw}
+    for k, v in kw.items():
+        if isinstance(v, dict):
+            params[k] = json.dumps(v)
+    return db.execute(sql, params).fetchone()[0]
+
+
+def deliveries(db, name):
+    return db.execute(
+        "SELECT id, event_id, status, attempts, last_status_code, last_error "
+        "FROM unleash_webhook.deliveries WHERE subscription = %s ORDER BY id", (name,)).fetchall()
+
+
+def attempts(db, delivery_id):
+    return db.execute(
+        "SELECT attempt, status_code, error_class, error, duration_ms, response_excerpt "
+        "FROM unleash_webhook.delivery_attempts WHERE delivery_id = %s ORDER BY attempt",
+        (delivery_id,)).fetchall()
+
+
+def settled(db, name, n):
+    """Waits until `name` has n deliveries, none pending or sending; returns them."""
+    def done():
+        rows = deliveries(db, name)
+        return rows if len(rows) >= n and all(r[2] not in ("pending", "sending") for r in rows) else None
+    return wait_until(done, timeout=30) or deliveries(db, name)
+
+
+def test_worker_is_visible(db):
+    row = db.execute("SELECT application_name, backend_type FROM pg_stat_activity "
+                     "WHERE pid = unleash_webhook.worker_pid()").fetchone()
+    assert row == ("unleash_webhook", "unleash_webhook")
+
+
+def test_sample_events_arrive_byte_identical(db, cluster, sink):
+    create(db, "bodies", sink.url("/bodies"), SAMPLE_TYPES)
+    create(db, "bodies-auth", sink.url("/bodies-auth"), ["feature-created"],
+           authorization="Bearer tok", headers={"X-Team": "flags", "content-type": "text/x-custom"})
+    cluster.psql_file(SHARED / "unleash" / "sample-events.sql")
+    got = sink.wait_for("/bodies", 6)
+    assert len(got) == 6
+    expected = {}
+    for line in (SHARED / "unleash" / "expected-default-bodies.jsonl").read_text().splitlines():
+        e = json.loads(line)
+        expected[e["event_id"]] = e["body"].encode()
+    by_id = {json.loads(r.body)["id"]: r for r in got}
+    assert sorted(by_id) == sorted(expected)
+    for event_id, body in expected.items():
+        r = by_id[event_id]
+        assert r.body == body, event_id
+        assert r.header("Content-Type") == "application/json"
+        assert r.header("Authorization") is None
+        assert r.header("webhook-id").startswith("msg_")
+    (a,) = sink.wait_for("/bodies-auth", 1)
+    assert a.body == expected[14]
+    assert a.header("Authorization") == "Bearer tok"
+    assert a.header("X-Team") == "flags"
+    # a custom header replaces the one of the same name
+    assert a.header("Content-Type") == "text/x-custom"
+    assert [k.lower() for k, _ in a.headers].count("content-type") == 1
+    rows = settled(db, "bodies", 6)
+    assert [r[2] for r in rows] == ["delivered"] * 6
+    # the rendered body is kept once per delivery
+    stored = db.execute("SELECT request_body FROM unleash_webhook.deliveries "
+                        "WHERE subscription = 'bodies' AND event_id = 14").fetchone()[0]
+    assert stored.encode() == expected[14]
+
+
+def test_template_renders_as_mustache_js(db, sink):
+    tpl = ('{"event": "{{event.type}}", "createdBy": "{{event.createdBy}}", '
+           '"featureToggle": "{{event.data.name}}", "desc": "{{event.data.description}}", '
+           '"raw": "{{{event.data.description}}}", '
+           '"tags": "{{#event.tags}}{{value}};{{/event.tags}}", "at": "{{event.createdAt}}"}')
+    create(db, "tpl", sink.url("/tpl"), ["feature-updated"], body_template=tpl,
+           content_type="text/plain")
+    db.execute("""INSERT INTO events (created_at, type, created_by, data, tags, project, feature_name)
+                  VALUES ('2026-11-26T21:30:59.123456Z', 'feature-updated', 'alice',
+                          '{"name": "f1", "description": "a<b & \\"c\\" / d"}',
+                          '[{"value":"t1","type":"simple"},{"value":"t2","type":"simple"}]',
+                          'default', 'f1')""")
+    (r,) = sink.wait_for("/tpl", 1)
+    assert r.header("Content-Type") == "text/plain"
+    assert r.body.decode() == (
+        '{"event": "feature-updated", "createdBy": "alice", "featureToggle": "f1", '
+        '"desc": "a&lt;b &amp; &quot;c&quot; &#x2F; d", "raw": "a<b & "c" / d", '
+        '"tags": "t1;t2;", "at": "Thu Nov 26 2026 21:30:59 GMT+0000 (Coordinated Universal Time)"}')
+
+
+def test_503_then_200_is_delivered_after_two_attempts(db, sink):
+    sink.script("/r503", Reply(503), Reply(200, body=b"thanks"))
+    create(db, "r503", sink.url("/r503"), ["t-503"])
+    insert_events(db, [("t-503", "default", None, "f")])
+    (d,) = settled(db, "r503", 1)
+    assert d[2:5] == ("delivered", 2, 200)
+    a = attempts(db, d[0])
+    assert [(x[0], x[1]) for x in a] == [(1, 503), (2, 200)]
+    assert a[1][5] == "thanks"
+    got = sink.on("/r503")
+    assert len(got) == 2
+    # the same delivery id on the retry
+    assert got[0].header("webhook-id") == got[1].header("webhook-id")
+    # the retry waited the default 300 ms
+    assert got[1].at - got[0].at >= 0.29
+
+
+def test_500_twice_fails_after_two_attempts(db, sink):
+    sink.script("/r500", Reply(500, body=b"boom"))
+    create(db, "r500", sink.url("/r500"), ["t-500"])
+    insert_events(db, [("t-500", None, None, None)])
+    (d,) = settled(db, "r500", 1)
+    assert d[2:5] == ("failed", 2, 500)
+    assert [x[1] for x in attempts(db, d[0])] == [500, 500]
+
+
+def test_404_fails_at_once(db, sink):
+    sink.script("/r404", Reply(404))
+    create(db, "r404", sink.url("/r404"), ["t-404"])
+    insert_events(db, [("t-404", None, None, None)])
+    (d,) = settled(db, "r404", 1)
+    assert d[2:5] == ("failed", 1, 404)
+
+
+def test_redirect_is_not_followed(db, sink):
+    sink.script("/r301", Reply(301, headers={"Location": sink.url("/r301-target")}))
+    create(db, "r301", sink.url("/r301"), ["t-301"])
+    insert_events(db, [("t-301", None, None, None)])
+    (d,) = settled(db, "r301", 1)
+    assert d[2:5] == ("failed", 1, 301)
+    time.sleep(0.3)
+    assert sink.on("/r301-target") == []
+
+
+def test_retry_after_is_honoured(db, sink):
+    sink.script("/r429", Reply(429, headers={"Retry-After": "1"}), Reply(200))
+    create(db, "r429", sink.url("/r429"), ["t-429"])
+    insert_events(db, [("t-429", None, None, None)])
+    got = sink.wait_for("/r429", 2)
+    assert len(got) == 2
+    assert got[1].at - got[0].at >= 0.95
+    (d,) = settled(db, "r429", 1)
+    assert d[2] == "delivered"
+
+
+def test_connection_refused_is_retried_then_failed(db):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    create(db, "refused", f"http://127.0.0.1:{port}/x", ["t-refused"])
+    insert_events(db, [("t-refused", None, None, None)])
+    (d,) = settled(db, "refused", 1)
+    assert d[2:4] == ("failed", 2)
+    a = attempts(db, d[0])
+    assert [x[2] for x in a] == ["connect", "connect"]
+    assert all(x[1] is None for x in a)
+
+
+def test_hanging_endpoint_does_not_delay_others(db, cluster, sink):
+    cluster.reload(db, timeout="1500ms", max_retries="0")
+    sink.script("/hang", Reply(200, delay=5))
+    create(db, "hang", sink.url("/hang"), ["t-iso"])
+    create(db, "healthy", sink.url("/healthy"), ["t-iso"])
+    start = time.time()
+    for _ in range(20):
+        insert_events(db, [("t-iso", None, None, None)])
+        time.sleep(0.02)
+    got = sink.wait_for("/healthy", 20, timeout=10)
+    assert len(got) == 20
+    # every healthy delivery arrived while the hanging ones were still waiting on their timeout
+    assert max(r.at for r in got) - start < 1.4
+    rows = settled(db, "hang", 20)
+    assert {r[2] for r in rows} == {"failed"}
+    errors = {a[2] for r in rows for a in attempts(db, r[0])}
+    assert errors == {"timeout"}
+
+
+def test_rolled_back_insert_sends_nothing(db, sink, cluster):
+    create(db, "rollback", sink.url("/rollback"), ["t-rollback"])
+    with cluster.connect() as conn:
+        conn.autocommit = False
+        insert_events(conn, [("t-rollback", None, None, None)])
+        conn.rollback()
+    insert_events(db, [("t-other", None, None, None)])
+    time.sleep(1.5)
+    assert sink.on("/rollback") == []
+    assert deliveries(db, "rollback") == []
+
+
+def test_sighup_reload_applies_settings(db, cluster, sink):
+    sink.script("/reload", Reply(500))
+    cluster.reload(db, max_retries="0")
+    create(db, "reload", sink.url("/reload"), ["t-reload"])
+    insert_events(db, [("t-reload", None, None, None)])
+    (d,) = settled(db, "reload", 1)
+    assert d[2:4] == ("failed", 1)
+    assert "settings reloaded" in cluster.log()
+    cluster.reload(db, max_retries="2")
+    db.execute("SELECT unleash_webhook.redeliver(%s)", (d[0],))
+    (d,) = settled(db, "reload", 1)
+    assert d[2:4] == ("failed", 4)  # 1 before + 3 in the new round
+
+
+def test_redeliver_sends_again_with_same_id(db, sink):
+    create(db, "again", sink.url("/again"), ["t-again"])
+    insert_events(db, [("t-again", None, None, None)])
+    (d,) = settled(db, "again", 1)
+    db.execute("SELECT unleash_webhook.redeliver(%s)", (d[0],))
+    got = sink.wait_for("/again", 2)
+    assert len(got) == 2
+    assert got[0].header("webhook-id") == got[1].header("webhook-id")
+    assert got[0].body == got[1].body
+
+
+def make_tls(tmp_path):
+    import trustme
+    ca = trustme.CA()
+    cert = ca.issue_cert("localhost", "127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    ca_file.chmod(0o644)
+    tmp_path.chmod(0o755)
+    return ctx, ca_file
+
+
+def test_custom_ca_over_tls(db, cluster, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tls")
+    ctx, ca_file = make_tls(tmp)
+    tls = Sink(tls_context=ctx)
+    try:
+        cluster.reload(db, max_retries="0")
+        create(db, "tls", tls.url("/tls"), ["t-tls"])
+        insert_events(db, [("t-tls", None, None, None)])
+        (d,) = settled(db, "tls", 1)
+        assert d[2] == "failed"
+        assert attempts(db, d[0])[0][2] == "tls"
+        assert tls.on("/tls") == []
+        # trusted after a reload, without a restart
+        cluster.reload(db, ca_file=str(ca_file))
+        db.execute("SELECT unleash_webhook.redeliver(%s)", (d[0],))
+        got = tls.wait_for("/tls", 1)
+        assert len(got) == 1
+        (d,) = settled(db, "tls", 1)
+        assert d[2:5] == ("delivered", 2, 200)
+    finally:
+        tls.close()
+
+
+def test_kill9_of_the_worker_loses_nothing(db, cluster, sink):
+    create(db, "bulk", sink.url("/bulk"), ["t-bulk"])
+    n = 3000
+    for _ in range(n // 100):
+        insert_events(db, [("t-bulk", "default", "production", "f")] * 100)
+    wait_until(lambda: len(sink.on("/bulk")) >= 300, timeout=30)
+    pid = worker_pid(db)
+    kill9(pid)
+    # the postmaster restarts every backend after a crash: reconnect
+    time.sleep(1)
+    conn = cluster.wait_connect()
+    wait_until(lambda: worker_pid(conn) not in (None, pid), timeout=30)
+
+    def all_delivered():
+        c = conn.execute("SELECT count(*) FILTER (WHERE status = 'delivered'), count(*) "
+                         "FROM unleash_webhook.deliveries WHERE subscription = 'bulk'").fetchone()
+        return c[0] == n and c[1] == n
+    assert wait_until(all_delivered, timeout=90)
+    got = sink.on("/bulk")
+    ids = [r.header("webhook-id") for r in got]
+    assert len(set(ids)) == n
+    dupes = len(ids) - n
+    print(f"kill -9 during {n} deliveries: {len(ids)} received, {dupes} duplicates, 0 lost")
+    # a duplicate carries the same id and body as the first copy
+    first = {}
+    for r in got:
+        first.setdefault(r.header("webhook-id"), r.body)
+        assert first[r.header("webhook-id")] == r.body
+    conn.close()
+
+
+def test_library_must_be_preloaded():
+    c = Cluster(preload=False)
+    try:
+        with c.connect("postgres") as conn:
+            with pytest.raises(Exception) as e:
+                conn.execute("CREATE EXTENSION unleash_webhook")
+            assert "shared_preload_libraries" in str(e.value)
+            assert e.value.sqlstate == "55000"
+            assert "Add unleash_webhook to shared_preload_libraries" in e.value.diag.message_hint
+    finally:
+        c.destroy()
