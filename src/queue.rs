@@ -146,7 +146,7 @@ pub fn claim(
         )?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
-            let cached = row.get::<bool>(15)?.unwrap_or(false);
+            let cached = row.get::<bool>(14)?.unwrap_or(false);
             let sub = if cached {
                 None
             } else {

@@ -431,7 +431,7 @@ impl Worker {
             }
             Ok((claimed, events))
         });
-        let (claimed, mut events) = match result {
+        let (claimed, events) = match result {
             Ok(v) => v,
             Err(e) => {
                 log!("{NAME}: could not claim deliveries: {e}");
@@ -441,7 +441,8 @@ impl Worker {
         };
         let count = claimed.len();
         for c in claimed {
-            let event = events.remove(&(c.event_table, c.event_id));
+            // One event usually goes to several subscriptions: look it up, do not take it.
+            let event = events.get(&(c.event_table, c.event_id));
             self.dispatch(c, event);
         }
         count >= free
@@ -479,10 +480,10 @@ impl Worker {
         }
     }
 
-    fn dispatch(&mut self, mut c: Claimed, event: Option<EventRow>) {
+    fn dispatch(&mut self, mut c: Claimed, event: Option<&EventRow>) {
         let sub = self.subscription(&mut c);
         let webhook_id = format!("msg_{}_{}", self.installation, c.delivery_id);
-        let built = match &event {
+        let built = match event {
             Some(row) => request::build(&sub, row, &webhook_id).map_err(|e| ("render", e.0)),
             None => Err((
                 "event_missing",

@@ -230,8 +230,13 @@ def test_redeliver_sends_again_with_same_id(db, sink):
     assert got[0].body == got[1].body
 
 
-def make_tls(tmp_path):
+def make_tls():
+    """A CA made for this test and a certificate it signed for localhost and 127.0.0.1."""
+    import tempfile
+    import pathlib
     import trustme
+    # somewhere the postgres user can read (pytest's tmp_path is private to root)
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="uw-tls-"))
     ca = trustme.CA()
     cert = ca.issue_cert("localhost", "127.0.0.1")
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -243,9 +248,8 @@ def make_tls(tmp_path):
     return ctx, ca_file
 
 
-def test_custom_ca_over_tls(db, cluster, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("tls")
-    ctx, ca_file = make_tls(tmp)
+def test_custom_ca_over_tls(db, cluster):
+    ctx, ca_file = make_tls()
     tls = Sink(tls_context=ctx)
     try:
         cluster.reload(db, max_retries="0")
