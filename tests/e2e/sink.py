@@ -55,6 +55,10 @@ class Sink:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-request (e.g. killed): nothing was delivered.
+                    self.close_connection = True
+                    return
                 rec = Received("POST", self.path, list(self.headers.items()), body, time.time())
                 reply = sink._next_reply(self.path)
                 with sink.lock:
