@@ -26,6 +26,10 @@ CREATE TABLE unleash_webhook._subscriptions (
     projects        text[] NOT NULL DEFAULT '{}',
     environments    text[] NOT NULL DEFAULT '{}',
     enabled         boolean NOT NULL DEFAULT true,
+    -- Standard Webhooks secrets, newest first; a second one is kept during a rotation.
+    signing_secrets text[] NOT NULL DEFAULT '{}',
+    -- Where import_unleash_addons() took it from: {"table": ..., "id": ..., "disabled_source": ...}
+    imported_from   jsonb,
     created_at      timestamptz NOT NULL DEFAULT now(),
     updated_at      timestamptz NOT NULL DEFAULT now(),
     dropped_at      timestamptz
@@ -63,6 +67,9 @@ CREATE TABLE unleash_webhook._deliveries (
 CREATE INDEX _deliveries_due ON unleash_webhook._deliveries (subscription_id, id)
     WHERE status IN ('pending', 'sending');
 CREATE INDEX _deliveries_event ON unleash_webhook._deliveries (event_id);
+-- For the retention purge, which deletes finished rows oldest first.
+CREATE INDEX _deliveries_finished ON unleash_webhook._deliveries (finished_at)
+    WHERE finished_at IS NOT NULL;
 
 -- Every HTTP attempt, one row each, written by the worker after the attempt ends.
 CREATE TABLE unleash_webhook._attempts (
@@ -99,6 +106,8 @@ SELECT s.id,
        s.projects,
        s.environments,
        s.enabled,
+       cardinality(s.signing_secrets) AS signing_secrets,
+       s.imported_from,
        s.created_at,
        s.updated_at
 FROM unleash_webhook._subscriptions s
@@ -149,3 +158,57 @@ COMMENT ON COLUMN unleash_webhook.deliveries.webhook_id IS
     'Sent as the webhook-id header; the same on every retry and redelivery of this delivery.';
 COMMENT ON COLUMN unleash_webhook.deliveries.request_body IS
     'The body as rendered for the first attempt.';
+
+-- The dead-letter list: deliveries that failed for good, until redelivered or purged.
+CREATE VIEW unleash_webhook.dead_letters AS
+SELECT d.id, d.subscription, d.event_id, d.event_type, d.attempts, d.created_at,
+       d.finished_at AS failed_at, d.last_status_code, d.last_error
+FROM unleash_webhook.deliveries d
+WHERE d.status = 'failed';
+
+-- One row per live subscription: what is waiting, what happened, how fast.
+CREATE VIEW unleash_webhook.subscription_stats AS
+WITH c AS (
+    -- one pass over the deliveries, whatever the number of subscriptions
+    SELECT d.subscription_id,
+           count(*) FILTER (WHERE d.status IN ('pending', 'sending')) AS pending,
+           count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
+           count(*) FILTER (WHERE d.status = 'failed') AS failed,
+           count(*) FILTER (WHERE d.attempts > 1) AS retried,
+           min(d.created_at) FILTER (WHERE d.status IN ('pending', 'sending')) AS oldest_pending_at,
+           max(d.delivered_at) AS last_success_at,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at) * 1000)
+               FILTER (WHERE d.delivered_at > now() - interval '1 hour') AS p50_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at) * 1000)
+               FILTER (WHERE d.delivered_at > now() - interval '1 hour') AS p95_ms
+      FROM unleash_webhook._deliveries d
+     GROUP BY d.subscription_id
+), f AS (
+    SELECT DISTINCT ON (d.subscription_id) d.subscription_id, d.finished_at,
+           coalesce(d.last_error, 'HTTP ' || d.last_status_code) AS reason
+      FROM unleash_webhook._deliveries d
+     WHERE d.status = 'failed'
+     ORDER BY d.subscription_id, d.finished_at DESC NULLS LAST
+)
+SELECT s.id,
+       s.name AS subscription,
+       s.enabled,
+       coalesce(c.pending, 0) AS pending,
+       coalesce(c.delivered, 0) AS delivered,
+       coalesce(c.failed, 0) AS failed,
+       coalesce(c.retried, 0) AS retried,
+       c.oldest_pending_at,
+       c.last_success_at,
+       f.finished_at AS last_failure_at,
+       f.reason AS last_failure_reason,
+       c.p50_ms AS latency_p50_ms_1h,
+       c.p95_ms AS latency_p95_ms_1h
+FROM unleash_webhook._subscriptions s
+LEFT JOIN c ON c.subscription_id = s.id
+LEFT JOIN f ON f.subscription_id = s.id
+WHERE s.dropped_at IS NULL;
+
+COMMENT ON VIEW unleash_webhook.dead_letters IS
+    'Failed deliveries: retry one with redeliver(id), remove them with purge_failed().';
+COMMENT ON VIEW unleash_webhook.subscription_stats IS
+    'Per subscription: pending, delivered, failed, retried (more than one attempt), last success and failure, latency from queueing to delivery over the last hour.';

@@ -9,7 +9,7 @@
 -- Checks one subscription's settings; raises on the first bad one. Shared by create and alter.
 CREATE FUNCTION unleash_webhook._validate_subscription(
     url text, event_types text[], content_type text, "authorization" text, headers jsonb,
-    body_template text, projects text[], environments text[]
+    body_template text, projects text[], environments text[], signing_secret text
 ) RETURNS void
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -22,6 +22,11 @@ BEGIN
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'invalid url: %', problem
             USING ERRCODE = '22023', HINT = 'Use an absolute http:// or https:// URL with a host, e.g. https://hooks.example.com/unleash.';
+    END IF;
+    problem := unleash_webhook._destination_error(url);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'destination refused: %', problem
+            USING ERRCODE = '22023', HINT = 'Private, loopback, link-local and metadata addresses are refused unless unleash_webhook.destination_allowlist allows them (hosts, IPs or CIDRs, * for all).';
     END IF;
     IF event_types IS NULL OR cardinality(event_types) = 0 THEN
         RAISE EXCEPTION 'event_types must name at least one event type'
@@ -63,6 +68,11 @@ BEGIN
         RAISE EXCEPTION 'body_template does not compile: %', problem
             USING ERRCODE = '22023', HINT = 'The template is Mustache as Unleash renders it (mustache.js); check that every {{#section}} is closed and every tag ends with }}.';
     END IF;
+    problem := unleash_webhook._signing_secret_error(signing_secret);
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'invalid signing_secret: %', problem
+            USING ERRCODE = '22023', HINT = 'Use whsec_ followed by base64 of 24 to 64 random bytes; unleash_webhook.generate_signing_secret() makes one.';
+    END IF;
     IF projects IS NULL OR array_position(projects, NULL) IS NOT NULL
        OR environments IS NULL OR array_position(environments, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'projects and environments must be arrays without NULL elements'
@@ -103,7 +113,8 @@ CREATE FUNCTION unleash_webhook.create_subscription(
     body_template text DEFAULT NULL,
     projects text[] DEFAULT '{}',
     environments text[] DEFAULT '{}',
-    enabled boolean DEFAULT true
+    enabled boolean DEFAULT true,
+    signing_secret text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -120,7 +131,7 @@ BEGIN
         RAISE EXCEPTION 'enabled must not be NULL' USING ERRCODE = '22004', HINT = 'Pass true or false.';
     END IF;
     PERFORM unleash_webhook._validate_subscription(url, event_types, content_type, "authorization",
-        headers, body_template, projects, environments);
+        headers, body_template, projects, environments, signing_secret);
     IF EXISTS (SELECT 1 FROM unleash_webhook._subscriptions s
                WHERE s.name = create_subscription.name AND s.dropped_at IS NULL) THEN
         RAISE EXCEPTION 'subscription % already exists', quote_literal(name)
@@ -128,9 +139,10 @@ BEGIN
     END IF;
     INSERT INTO unleash_webhook._subscriptions AS s
         (name, url, event_types, content_type, "authorization", headers, body_template,
-         projects, environments, enabled)
+         projects, environments, enabled, signing_secrets)
     VALUES (name, url, event_types, content_type, "authorization", headers, body_template,
-            projects, environments, enabled)
+            projects, environments, enabled,
+            CASE WHEN signing_secret IS NULL THEN '{}'::text[] ELSE ARRAY[signing_secret] END)
     RETURNING s.id INTO new_id;
     RETURN new_id;
 END;
@@ -148,7 +160,8 @@ CREATE FUNCTION unleash_webhook.alter_subscription(
     projects text[] DEFAULT NULL,
     environments text[] DEFAULT NULL,
     enabled boolean DEFAULT NULL,
-    new_name text DEFAULT NULL
+    new_name text DEFAULT NULL,
+    signing_secret text DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -170,7 +183,15 @@ BEGIN
     cur.environments := coalesce(environments, cur.environments);
     cur.enabled := coalesce(enabled, cur.enabled);
     PERFORM unleash_webhook._validate_subscription(cur.url, cur.event_types, cur.content_type,
-        cur."authorization", cur.headers, cur.body_template, cur.projects, cur.environments);
+        cur."authorization", cur.headers, cur.body_template, cur.projects, cur.environments,
+        nullif(signing_secret, ''));
+    -- A new secret starts a rotation: receivers may verify with either until
+    -- end_secret_rotation() drops the previous one.
+    IF signing_secret = '' THEN
+        cur.signing_secrets := '{}';
+    ELSIF signing_secret IS NOT NULL AND signing_secret IS DISTINCT FROM cur.signing_secrets[1] THEN
+        cur.signing_secrets := ARRAY[signing_secret] || cur.signing_secrets[1:1];
+    END IF;
     IF new_name IS NOT NULL AND new_name <> cur.name THEN
         IF btrim(new_name) = '' OR length(new_name) > 200 THEN
             RAISE EXCEPTION 'subscription name must be a non-empty string of at most 200 characters'
@@ -187,7 +208,8 @@ BEGIN
        SET name = cur.name, url = cur.url, event_types = cur.event_types,
            content_type = cur.content_type, "authorization" = cur."authorization",
            headers = cur.headers, body_template = cur.body_template, projects = cur.projects,
-           environments = cur.environments, enabled = cur.enabled, updated_at = now()
+           environments = cur.environments, enabled = cur.enabled,
+           signing_secrets = cur.signing_secrets, updated_at = now()
      WHERE s.id = sub_id;
 END;
 $$;
@@ -224,7 +246,7 @@ BEGIN
     -- The secrets go with the subscription; the name and URL stay for the history.
     UPDATE unleash_webhook._subscriptions
        SET dropped_at = now(), enabled = false, "authorization" = NULL, headers = '{}',
-           updated_at = now()
+           signing_secrets = '{}', updated_at = now()
      WHERE id = sub_id;
     UPDATE unleash_webhook._deliveries
        SET status = 'cancelled', finished_at = now(), last_error = 'subscription dropped'
@@ -266,6 +288,217 @@ BEGIN
 END;
 $$;
 
+-- Unleash's matching rule, in one place for the trigger and replay(). An event without a project
+-- (or environment) passes; an empty filter or one whose first element is '*' passes everything.
+-- A single-expression SQL function: the planner inlines it, so the trigger pays no call.
+CREATE FUNCTION unleash_webhook._matches(
+    event_type text, project text, environment text,
+    event_types text[], projects text[], environments text[]
+) RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN event_type = ANY (event_types)
+   AND (coalesce(project, '') = '' OR cardinality(projects) = 0
+        OR projects[1] = '*' OR project = ANY (projects))
+   AND (coalesce(environment, '') = '' OR cardinality(environments) = 0
+        OR environments[1] = '*' OR environment = ANY (environments));
+
+-- Ends a signing-secret rotation: only the newest secret signs from now on.
+CREATE FUNCTION unleash_webhook.end_secret_rotation(name text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE unleash_webhook._subscriptions
+       SET signing_secrets = signing_secrets[1:1], updated_at = now()
+     WHERE id = unleash_webhook._subscription_id(end_secret_rotation.name);
+END;
+$$;
+
+-- The 33 event types Unleash's UI offers for webhooks. Any other string is accepted too:
+-- Unleash's API takes any of its ~177 event types.
+CREATE FUNCTION unleash_webhook.event_types() RETURNS SETOF text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN unnest(ARRAY[
+    'feature-created', 'feature-updated', 'feature-archived', 'feature-revived',
+    'feature-stale-on', 'feature-stale-off', 'feature-completed',
+    'feature-environment-enabled', 'feature-environment-disabled',
+    'feature-strategy-remove', 'feature-strategy-update', 'feature-strategy-add',
+    'feature-metadata-updated', 'feature-variants-updated', 'feature-project-change',
+    'feature-tagged', 'feature-untagged',
+    'change-request-created', 'change-request-discarded', 'change-added', 'change-discarded',
+    'change-request-approved', 'change-request-approval-added', 'change-request-cancelled',
+    'change-request-sent-to-review', 'change-request-applied', 'change-request-scheduled',
+    'change-request-scheduled-application-success',
+    'change-request-scheduled-application-failure', 'change-request-schedule-suspended',
+    'feature-potentially-stale-on', 'release-plan-progressions-paused',
+    'release-plan-progressions-resumed']);
+
+-- Queues new deliveries to one subscription for every matching event created in [since, until),
+-- in every attached events table. Returns how many were queued.
+CREATE FUNCTION unleash_webhook.replay(subscription text, since timestamptz,
+                                       until timestamptz DEFAULT now())
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub unleash_webhook._subscriptions;
+    tbl regclass;
+    n bigint;
+    total bigint := 0;
+BEGIN
+    IF since IS NULL OR until IS NULL THEN
+        RAISE EXCEPTION 'since and until must not be NULL' USING ERRCODE = '22004',
+            HINT = 'e.g. replay(''slack-prod'', now() - interval ''1 hour'').';
+    END IF;
+    IF since >= until THEN
+        RAISE EXCEPTION 'since must be before until' USING ERRCODE = '22023',
+            HINT = 'The window is [since, until).';
+    END IF;
+    SELECT * INTO sub FROM unleash_webhook._subscriptions s
+     WHERE s.id = unleash_webhook._subscription_id(replay.subscription);
+    FOR tbl IN SELECT unleash_webhook._event_tables() LOOP
+        EXECUTE format(
+            'INSERT INTO unleash_webhook._deliveries (subscription_id, event_table, event_id, event_type)
+             SELECT $1, $2, e.id, e.type FROM %s e
+              WHERE e.created_at >= $3 AND e.created_at < $4
+                AND unleash_webhook._matches(e.type, e.project, e.environment, $5, $6, $7)
+              ORDER BY e.id', tbl)
+        USING sub.id, tbl::oid, since, until, sub.event_types, sub.projects, sub.environments;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+    IF total > 0 THEN
+        PERFORM unleash_webhook._wake_at_commit();
+    END IF;
+    RETURN total;
+END;
+$$;
+
+-- Deletes failed deliveries (and their attempts): all, one subscription's, or older ones.
+CREATE FUNCTION unleash_webhook.purge_failed(subscription text DEFAULT NULL,
+                                             older_than interval DEFAULT '0')
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub_id bigint;
+    n bigint;
+BEGIN
+    IF subscription IS NOT NULL THEN
+        sub_id := unleash_webhook._subscription_id(subscription);
+    END IF;
+    WITH gone AS (
+        DELETE FROM unleash_webhook._deliveries d
+         WHERE d.status = 'failed'
+           AND (sub_id IS NULL OR d.subscription_id = sub_id)
+           AND d.finished_at <= now() - coalesce(older_than, '0')
+        RETURNING d.id
+    ), logged AS (
+        DELETE FROM unleash_webhook._attempts a USING gone WHERE a.delivery_id = gone.id
+    )
+    SELECT count(*) INTO n FROM gone;
+    RETURN n;
+END;
+$$;
+
+-- Turns Unleash's own webhook integrations (addons rows with provider = 'webhook') into
+-- subscriptions named unleash-addon-<id>. Idempotent: a second run changes nothing, a changed
+-- addon updates its subscription. A row that cannot be taken is reported with the reason.
+-- The default is cast at call time (text, then regclass), so that the function can be created
+-- before Unleash's tables exist.
+CREATE FUNCTION unleash_webhook.import_unleash_addons(addons regclass DEFAULT 'public.addons'::text::regclass,
+                                                      disable_source boolean DEFAULT false)
+RETURNS TABLE (addon_id integer, subscription text, action text, detail text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    a record;
+    p jsonb;
+    hdrs jsonb;
+    tpl text;
+    ct text;
+    auth text;
+    types text[];
+    projs text[];
+    envs text[];
+    want_enabled boolean;
+    cur unleash_webhook._subscriptions;
+BEGIN
+    IF addons IS NULL THEN
+        RAISE EXCEPTION 'addons must not be NULL' USING ERRCODE = '22004',
+            HINT = 'Pass Unleash''s addons table, e.g. ''public.addons''.';
+    END IF;
+    FOR a IN EXECUTE format(
+        'SELECT id, enabled, parameters::text AS parameters, events::text AS events,
+                projects::text AS projects, environments::text AS environments
+           FROM %s WHERE provider = ''webhook'' ORDER BY id', addons)
+    LOOP
+        addon_id := a.id;
+        subscription := 'unleash-addon-' || a.id;
+        detail := NULL;
+        BEGIN
+            p := coalesce(a.parameters::jsonb, '{}');
+            hdrs := '{}';
+            -- Unleash ignores customHeaders of one character or less, and parses the rest.
+            IF length(coalesce(p ->> 'customHeaders', '')) > 1 THEN
+                BEGIN
+                    hdrs := (p ->> 'customHeaders')::jsonb;
+                EXCEPTION WHEN others THEN
+                    RAISE EXCEPTION 'customHeaders is not valid JSON' USING ERRCODE = '22023';
+                END;
+            END IF;
+            tpl := CASE WHEN length(coalesce(p ->> 'bodyTemplate', '')) > 1 THEN p ->> 'bodyTemplate' END;
+            ct := coalesce(nullif(p ->> 'contentType', ''), 'application/json');
+            auth := nullif(p ->> 'authorization', '');
+            types := ARRAY(SELECT jsonb_array_elements_text(coalesce(a.events::jsonb, '[]')));
+            projs := ARRAY(SELECT jsonb_array_elements_text(coalesce(a.projects::jsonb, '[]')));
+            envs := ARRAY(SELECT jsonb_array_elements_text(coalesce(a.environments::jsonb, '[]')));
+            SELECT * INTO cur FROM unleash_webhook._subscriptions s
+             WHERE s.name = subscription AND s.dropped_at IS NULL;
+            want_enabled := coalesce(a.enabled, true);
+            -- An addon we disabled ourselves says nothing about whether the subscription is on.
+            IF cur.id IS NOT NULL AND NOT want_enabled
+               AND coalesce((cur.imported_from ->> 'disabled_source')::boolean, false) THEN
+                want_enabled := cur.enabled;
+            END IF;
+            IF cur.id IS NULL THEN
+                PERFORM unleash_webhook.create_subscription(subscription, p ->> 'url', types, ct,
+                    auth, hdrs, tpl, projs, envs, want_enabled);
+                action := 'created';
+            ELSIF (cur.url, cur.event_types, cur.content_type, cur."authorization", cur.headers,
+                   cur.body_template, cur.projects, cur.environments, cur.enabled)
+                  IS NOT DISTINCT FROM
+                  (p ->> 'url', types, ct, auth, hdrs, tpl, projs, envs, want_enabled) THEN
+                action := 'unchanged';
+            ELSE
+                PERFORM unleash_webhook.alter_subscription(subscription, url => p ->> 'url',
+                    event_types => types, content_type => ct,
+                    "authorization" => coalesce(auth, ''), headers => hdrs,
+                    body_template => coalesce(tpl, ''), projects => projs,
+                    environments => envs, enabled => want_enabled);
+                action := 'updated';
+            END IF;
+            UPDATE unleash_webhook._subscriptions s
+               SET imported_from = jsonb_build_object('table', addons::text, 'id', a.id,
+                       'disabled_source', disable_source
+                           OR coalesce((cur.imported_from ->> 'disabled_source')::boolean, false))
+             WHERE s.name = subscription AND s.dropped_at IS NULL;
+            IF disable_source AND coalesce(a.enabled, true) THEN
+                EXECUTE format('UPDATE %s SET enabled = false WHERE id = $1', addons) USING a.id;
+                detail := 'disabled the addon in Unleash';
+            END IF;
+        EXCEPTION WHEN others THEN
+            action := 'skipped';
+            detail := SQLERRM;
+        END;
+        RETURN NEXT;
+    END LOOP;
+END;
+$$;
+
 -- The capture trigger: one statement-level call per INSERT into events, however many rows it
 -- has (Unleash writes a transaction's events in one multi-row INSERT). It joins the new rows
 -- with the live subscriptions using Unleash's own matching rules, so a subscription change
@@ -283,12 +516,8 @@ BEGIN
       FROM unleash_webhook_new_events e
       JOIN unleash_webhook._subscriptions s
         ON s.enabled
-       AND e.type = ANY (s.event_types)
-       -- Unleash: an event without a project (or environment) passes; [] and ['*', ...] mean all.
-       AND (coalesce(e.project, '') = '' OR cardinality(s.projects) = 0
-            OR s.projects[1] = '*' OR e.project = ANY (s.projects))
-       AND (coalesce(e.environment, '') = '' OR cardinality(s.environments) = 0
-            OR s.environments[1] = '*' OR e.environment = ANY (s.environments))
+       AND unleash_webhook._matches(e.type, e.project, e.environment,
+                                    s.event_types, s.projects, s.environments)
      ORDER BY e.id, s.id;
     GET DIAGNOSTICS queued = ROW_COUNT;
     IF queued > 0 THEN
@@ -299,6 +528,15 @@ END;
 $$;
 -- Only the trigger calls it.
 REVOKE ALL ON FUNCTION unleash_webhook._capture() FROM PUBLIC;
+
+-- The tables the capture trigger is attached to.
+CREATE FUNCTION unleash_webhook._event_tables() RETURNS SETOF regclass
+LANGUAGE sql STABLE
+BEGIN ATOMIC
+    SELECT t.tgrelid::regclass FROM pg_catalog.pg_trigger t
+     WHERE t.tgname = 'unleash_webhook_capture'
+       AND t.tgfoid = 'unleash_webhook._capture()'::pg_catalog.regprocedure;
+END;
 
 CREATE FUNCTION unleash_webhook.attach(events regclass) RETURNS void
 LANGUAGE plpgsql
@@ -344,12 +582,39 @@ BEGIN
 END;
 $$;
 
+CREATE FUNCTION unleash_webhook.preview(subscription text, event_id bigint)
+RETURNS TABLE (method text, url text, headers jsonb, body text)
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT p.method, p.url, p.headers::jsonb, p.body
+      FROM unleash_webhook._preview(subscription, event_id) p;
+END;
+
+CREATE FUNCTION unleash_webhook.worker_status()
+RETURNS TABLE (pid integer, running boolean, started_at timestamptz, last_activity_at timestamptz,
+               in_flight integer, attempts bigint, delivered bigint, failed bigint,
+               retries bigint, purged bigint)
+LANGUAGE sql VOLATILE
+BEGIN ATOMIC
+    SELECT s.pid, s.pid IS NOT NULL, to_timestamp(s.started_at_us / 1e6),
+           to_timestamp(s.last_activity_us / 1e6), s.in_flight, s.attempts, s.delivered,
+           s.failed, s.retries, s.purged
+      FROM unleash_webhook._worker_stats() s;
+END;
+
 -- Managing subscriptions and reading secrets is for the extension's owner (and whom it grants).
 REVOKE ALL ON FUNCTION
-    unleash_webhook._validate_subscription(text, text[], text, text, jsonb, text, text[], text[]),
+    unleash_webhook._validate_subscription(text, text[], text, text, jsonb, text, text[], text[], text),
     unleash_webhook._subscription_id(text),
-    unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean),
-    unleash_webhook.alter_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text),
+    unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text),
+    unleash_webhook.alter_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text, text),
+    unleash_webhook.end_secret_rotation(text),
+    unleash_webhook.replay(text, timestamptz, timestamptz),
+    unleash_webhook.purge_failed(text, interval),
+    unleash_webhook.import_unleash_addons(regclass, boolean),
+    unleash_webhook.preview(text, bigint),
+    unleash_webhook.generate_signing_secret(),
+    unleash_webhook.worker_status(),
     unleash_webhook.pause_subscription(text),
     unleash_webhook.resume_subscription(text),
     unleash_webhook.drop_subscription(text),
@@ -359,10 +624,26 @@ REVOKE ALL ON FUNCTION
     unleash_webhook._wake_at_commit()
 FROM PUBLIC;
 
-COMMENT ON FUNCTION unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean) IS
+COMMENT ON FUNCTION unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text) IS
     'Creates a webhook subscription; returns its id. Matching follows Unleash: event type, then project and environment (empty or [''*'', ...] = all).';
-COMMENT ON FUNCTION unleash_webhook.alter_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text) IS
-    'Changes a subscription; NULL arguments leave a setting unchanged, '''' removes authorization or body_template. Applies to the next event.';
+COMMENT ON FUNCTION unleash_webhook.alter_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text, text) IS
+    'Changes a subscription; NULL arguments leave a setting unchanged, '''' removes authorization, body_template or the signing secrets; a new signing_secret starts a rotation. Applies to the next event.';
+COMMENT ON FUNCTION unleash_webhook.end_secret_rotation(text) IS
+    'Drops the previous signing secret: only the newest one signs from now on.';
+COMMENT ON FUNCTION unleash_webhook.event_types() IS
+    'The 33 event types Unleash''s UI offers for webhooks (any other string is accepted as well).';
+COMMENT ON FUNCTION unleash_webhook.replay(text, timestamptz, timestamptz) IS
+    'Queues new deliveries to a subscription for the matching events created in [since, until); returns how many.';
+COMMENT ON FUNCTION unleash_webhook.purge_failed(text, interval) IS
+    'Deletes failed deliveries and their attempts (all, one subscription''s, or those older than older_than); returns how many.';
+COMMENT ON FUNCTION unleash_webhook.import_unleash_addons(regclass, boolean) IS
+    'Imports Unleash''s webhook addons as subscriptions unleash-addon-<id>; idempotent; one report row per addon. disable_source turns the addon off in Unleash.';
+COMMENT ON FUNCTION unleash_webhook.preview(text, bigint) IS
+    'What would be sent to a subscription for an event (method, url, headers with secrets masked, body), without sending.';
+COMMENT ON FUNCTION unleash_webhook.generate_signing_secret() IS
+    'A new random Standard Webhooks secret (whsec_...).';
+COMMENT ON FUNCTION unleash_webhook.worker_status() IS
+    'The delivery worker: pid, start time, attempts in flight and totals since start.';
 COMMENT ON FUNCTION unleash_webhook.pause_subscription(text) IS
     'Stops queueing and sending for a subscription; already queued deliveries wait for resume_subscription().';
 COMMENT ON FUNCTION unleash_webhook.resume_subscription(text) IS

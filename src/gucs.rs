@@ -18,6 +18,12 @@ static MAX_CONCURRENCY: GucSetting<i32> = GucSetting::<i32>::new(64);
 static MAX_CONCURRENCY_PER_SUBSCRIPTION: GucSetting<i32> = GucSetting::<i32>::new(16);
 static CA_FILE: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
 static POLL_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(1_000);
+static UNLEASH_URL: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"http://localhost:4242"));
+static HTTP_PROXY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::new(None);
+static DESTINATION_ALLOWLIST: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(None);
+static RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 
 /// Registers the settings. Called from `_PG_init` only while preloading, because
 /// `database_name` is a postmaster setting and those cannot be created later.
@@ -118,6 +124,40 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_MS,
     );
+    GucRegistry::define_string_guc(
+        c"unleash_webhook.unleash_url",
+        c"Unleash's public URL, for the links in eventMarkdown.",
+        c"Unleash's own UNLEASH_URL (default http://localhost:4242).",
+        &UNLEASH_URL,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"unleash_webhook.http_proxy",
+        c"HTTP(S) proxy for every request, as http://[user:pass@]host:port.",
+        c"Empty: connect directly. The *_PROXY environment variables are ignored.",
+        &HTTP_PROXY,
+        GucContext::Sighup,
+        GucFlags::SUPERUSER_ONLY,
+    );
+    GucRegistry::define_string_guc(
+        c"unleash_webhook.destination_allowlist",
+        c"Hosts, IPs or CIDRs that may be private, loopback or link-local; * allows all.",
+        c"Like Unleash 8.0.2+, such addresses are refused after DNS resolution unless allowed here.",
+        &DESTINATION_ALLOWLIST,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.retention",
+        c"How long finished deliveries and their attempts are kept; 0 keeps them forever.",
+        c"The worker deletes older delivered, failed and cancelled rows in small batches.",
+        &RETENTION_S,
+        0,
+        i32::MAX,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
     reserve_prefix();
 }
 
@@ -148,6 +188,16 @@ fn count(setting: &GucSetting<i32>) -> usize {
     usize::try_from(setting.get()).unwrap_or(1).max(1)
 }
 
+/// Unleash's URL for eventMarkdown links.
+pub fn unleash_url() -> String {
+    string(&UNLEASH_URL).unwrap_or_else(|| "http://localhost:4242".to_string())
+}
+
+/// The destination allowlist as written (empty when unset).
+pub fn destination_allowlist() -> String {
+    string(&DESTINATION_ALLOWLIST).unwrap_or_default()
+}
+
 /// The database the worker serves.
 pub fn database_name() -> String {
     string(&DATABASE_NAME).unwrap_or_else(|| "postgres".to_string())
@@ -165,6 +215,11 @@ pub struct WorkerSettings {
     pub max_concurrency_per_subscription: usize,
     pub ca_file: Option<String>,
     pub poll_interval: Duration,
+    pub unleash_url: String,
+    pub http_proxy: Option<String>,
+    pub destination_allowlist: String,
+    /// Zero: keep forever.
+    pub retention: Duration,
 }
 
 /// Reads the current values (call again after `ProcessConfigFile`).
@@ -179,5 +234,9 @@ pub fn worker_settings() -> WorkerSettings {
         max_concurrency_per_subscription: count(&MAX_CONCURRENCY_PER_SUBSCRIPTION),
         ca_file: string(&CA_FILE),
         poll_interval: millis(&POLL_INTERVAL_MS),
+        unleash_url: unleash_url(),
+        http_proxy: string(&HTTP_PROXY),
+        destination_allowlist: destination_allowlist(),
+        retention: Duration::from_secs(u64::try_from(RETENTION_S.get()).unwrap_or(0)),
     }
 }

@@ -19,9 +19,13 @@ mod worker;
 mod event_json;
 mod http;
 mod js;
+mod markdown;
 mod pool;
 mod request;
+mod signing;
 mod template;
+#[cfg(test)]
+mod template_diff;
 
 // Tables and views first, then the plpgsql API that calls the Rust functions.
 extension_sql_file!("../sql/bootstrap.sql", name = "bootstrap", bootstrap);
@@ -75,6 +79,7 @@ pub mod pg_test {
         vec![
             "shared_preload_libraries = 'unleash_webhook'",
             "unleash_webhook.database_name = 'pgrx_tests'",
+            "unleash_webhook.destination_allowlist = '127.0.0.1'",
         ]
     }
 }

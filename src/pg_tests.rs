@@ -298,3 +298,157 @@ fn attach_is_idempotent_and_detach_stops_capture() {
     // Unleash's own trigger still ran beside ours.
     assert_eq!(count("SELECT count(*) FROM pg_trigger WHERE tgrelid = 'att1.events'::regclass AND tgname = 'unleash_update_stat_environment_changes'"), 1);
 }
+
+#[pg_test]
+fn event_types_lists_the_33_ui_types() {
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.event_types()"), 33);
+    assert_eq!(count("SELECT count(DISTINCT t) FROM unleash_webhook.event_types() t"), 33);
+    assert_eq!(
+        count("SELECT count(*) FROM unleash_webhook.event_types() t WHERE t IN ('feature-created', 'release-plan-progressions-resumed', 'change-request-scheduled-application-failure')"),
+        3
+    );
+    // other strings are accepted too
+    Spi::run("SELECT unleash_webhook.create_subscription('et1-a', 'http://h/', ARRAY['segment-created', 'api-token-created'])").unwrap();
+}
+
+fn import_report(schema: &str, disable: bool) -> Vec<(i32, String, String, Option<String>)> {
+    Spi::connect(|client| {
+        let rows = client.select(
+            &format!(
+                "SELECT addon_id, subscription, action, detail
+                   FROM unleash_webhook.import_unleash_addons('{schema}.addons', {disable})
+                  ORDER BY addon_id"
+            ),
+            None,
+            &[],
+        )?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push((
+                r.get::<i32>(1)?.unwrap(),
+                r.get::<String>(2)?.unwrap(),
+                r.get::<String>(3)?.unwrap(),
+                r.get::<String>(4)?,
+            ));
+        }
+        Ok::<_, pgrx::spi::Error>(out)
+    })
+    .unwrap()
+}
+
+#[pg_test]
+fn import_unleash_addons_is_idempotent_and_reports_bad_rows() {
+    unleash_schema("imp1");
+    Spi::run(
+        r#"INSERT INTO imp1.addons (id, provider, description, enabled, parameters, events, projects, environments) VALUES
+        (1, 'webhook', 'ok', true,
+         '{"url": "https://hooks.example.com/a", "contentType": "text/plain", "authorization": "Bearer t", "customHeaders": "{\"X-A\": \"1\"}", "bodyTemplate": "{\"e\": \"{{event.type}}\"}"}',
+         '["feature-created", "feature-archived"]', '["default"]', '["production"]'),
+        (2, 'webhook', 'bad headers', true, '{"url": "https://hooks.example.com/b", "customHeaders": "{not json"}', '["feature-created"]', '[]', '[]'),
+        (3, 'webhook', 'bad url', true, '{"url": "ftp://files.example.com/"}', '["feature-created"]', '[]', '[]'),
+        (4, 'slack', 'not a webhook', true, '{"url": "https://hooks.slack.com/x"}', '["feature-created"]', '[]', '[]'),
+        (5, 'webhook', 'disabled, one-char template and headers', false, '{"url": "http://hooks.example.com/e", "bodyTemplate": "x", "customHeaders": " "}', '["feature-stale-on"]', '["*"]', '[]')"#,
+    )
+    .unwrap();
+    let first = import_report("imp1", false);
+    let actions: Vec<(i32, &str)> = first.iter().map(|r| (r.0, r.2.as_str())).collect();
+    assert_eq!(actions, vec![(1, "created"), (2, "skipped"), (3, "skipped"), (5, "created")]);
+    assert!(first[1].3.as_deref().unwrap().contains("customHeaders"), "{first:?}");
+    assert!(first[2].3.as_deref().unwrap().contains("url"), "{first:?}");
+    let row = Spi::get_one::<String>(
+        "SELECT row_to_json(s)::text FROM unleash_webhook._subscriptions s WHERE name = 'unleash-addon-1'",
+    )
+    .unwrap()
+    .unwrap();
+    for want in [
+        "\"content_type\":\"text/plain\"",
+        "\"authorization\":\"Bearer t\"",
+        "\"headers\":{\"X-A\": \"1\"}",
+        "\"projects\":[\"default\"]",
+        "\"environments\":[\"production\"]",
+        "\"event_types\":[\"feature-created\",\"feature-archived\"]",
+    ] {
+        assert!(row.contains(want), "{want} in {row}");
+    }
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-5' AND NOT enabled AND body_template IS NULL AND header_names = '{}'"), 1);
+    // twice: nothing changes
+    let second = import_report("imp1", false);
+    assert!(second.iter().filter(|r| r.2 != "skipped").all(|r| r.2 == "unchanged"), "{second:?}");
+    // a changed addon updates its subscription
+    Spi::run(r#"UPDATE imp1.addons SET parameters = '{"url": "https://hooks.example.com/a2"}' WHERE id = 1"#).unwrap();
+    let third = import_report("imp1", true);
+    assert_eq!(third[0].2, "updated");
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND url = 'https://hooks.example.com/a2' AND NOT has_authorization AND body_template IS NULL AND enabled"), 1);
+    // disable_source turned the imported addons off in Unleash, but not the subscriptions
+    assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 1 AND NOT enabled"), 1);
+    assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 2 AND enabled"), 1);
+    let fourth = import_report("imp1", false);
+    assert_eq!(fourth[0].2, "unchanged", "{fourth:?}");
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND enabled"), 1);
+}
+
+#[pg_test]
+fn replay_queues_matching_events_in_the_window() {
+    unleash_schema("rep1");
+    Spi::run(
+        "INSERT INTO rep1.events (created_at, type, created_by, project, environment) VALUES
+            ('2026-01-01 10:00Z', 'feature-created', 'u', 'p1', NULL),
+            ('2026-01-01 11:00Z', 'feature-created', 'u', 'p2', NULL),
+            ('2026-01-01 12:00Z', 'feature-archived', 'u', 'p1', NULL),
+            ('2026-01-02 10:00Z', 'feature-created', 'u', 'p1', NULL)",
+    )
+    .unwrap();
+    Spi::run("SELECT unleash_webhook.create_subscription('rep1-a', 'http://h/', ARRAY['feature-created'], projects => ARRAY['p1'])").unwrap();
+    assert_eq!(count("SELECT unleash_webhook.replay('rep1-a', '2026-01-01', '2026-01-02')"), 1);
+    assert_eq!(count("SELECT unleash_webhook.replay('rep1-a', '2026-01-01')"), 2);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'rep1-a' AND status = 'pending'"), 3);
+    assert_refused("SELECT unleash_webhook.replay('rep1-a', '2026-01-02', '2026-01-01')", "22023");
+    assert_refused("SELECT unleash_webhook.replay('nope-x', '2026-01-01')", "42704");
+}
+
+#[pg_test]
+fn purge_failed_and_dead_letters() {
+    unleash_schema("dl1");
+    Spi::run("SELECT unleash_webhook.create_subscription('dl1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
+    Spi::run("INSERT INTO dl1.events (type, created_by) VALUES ('feature-created', 'u'), ('feature-created', 'u')").unwrap();
+    Spi::run("UPDATE unleash_webhook._deliveries SET status = 'failed', finished_at = now(), last_error = 'x' WHERE subscription_id = (SELECT id FROM unleash_webhook.subscriptions WHERE name = 'dl1-a')").unwrap();
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.dead_letters WHERE subscription = 'dl1-a'"), 2);
+    assert_eq!(count("SELECT unleash_webhook.purge_failed('dl1-a', interval '1 hour')"), 0);
+    assert_eq!(count("SELECT unleash_webhook.purge_failed('dl1-a')"), 2);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.dead_letters WHERE subscription = 'dl1-a'"), 0);
+}
+
+#[pg_test]
+fn signing_secrets_rotate_and_never_show() {
+    let secret = Spi::get_one::<String>("SELECT unleash_webhook.generate_signing_secret()").unwrap().unwrap();
+    assert!(secret.starts_with("whsec_"));
+    Spi::run(&format!("SELECT unleash_webhook.create_subscription('sig1-a', 'http://h/', ARRAY['x'], signing_secret => '{secret}')")).unwrap();
+    let n = || count("SELECT signing_secrets FROM unleash_webhook.subscriptions WHERE name = 'sig1-a'");
+    assert_eq!(n(), 1);
+    let second = Spi::get_one::<String>("SELECT unleash_webhook.generate_signing_secret()").unwrap().unwrap();
+    Spi::run(&format!("SELECT unleash_webhook.alter_subscription('sig1-a', signing_secret => '{second}')")).unwrap();
+    assert_eq!(n(), 2);
+    assert_eq!(
+        Spi::get_one::<String>("SELECT signing_secrets[1] || ' ' || signing_secrets[2] FROM unleash_webhook._subscriptions WHERE name = 'sig1-a'").unwrap().unwrap(),
+        format!("{second} {secret}")
+    );
+    Spi::run("SELECT unleash_webhook.end_secret_rotation('sig1-a')").unwrap();
+    assert_eq!(n(), 1);
+    Spi::run("SELECT unleash_webhook.alter_subscription('sig1-a', signing_secret => '')").unwrap();
+    assert_eq!(n(), 0);
+    assert_refused("SELECT unleash_webhook.alter_subscription('sig1-a', signing_secret => 'not-a-secret')", "22023");
+    assert_refused("SELECT unleash_webhook.create_subscription('sig1-b', 'http://h/', ARRAY['x'], signing_secret => 'whsec_!!!')", "22023");
+    let view = Spi::get_one::<String>("SELECT string_agg(row_to_json(s)::text, '') FROM unleash_webhook.subscriptions s").unwrap().unwrap_or_default();
+    assert!(!view.contains(&second[6..]), "secret in the view");
+}
+
+#[pg_test]
+fn destinations_are_checked_at_subscription_time() {
+    // The test cluster allows 127.0.0.1 only (postgresql_conf_options).
+    for url in ["http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://[::1]:8080/", "http://192.168.1.1/"] {
+        assert_refused(&format!("SELECT unleash_webhook.create_subscription('dst1', '{url}', ARRAY['x'])"), "22023");
+    }
+    Spi::run("SELECT unleash_webhook.create_subscription('dst1-ok', 'http://127.0.0.1:9/x', ARRAY['x'])").unwrap();
+    // a host that does not resolve now is let through; the worker checks again at send time
+    Spi::run("SELECT unleash_webhook.create_subscription('dst1-later', 'http://no-such-host.invalid/x', ARRAY['x'])").unwrap();
+}

@@ -30,6 +30,7 @@ pub struct SubscriptionColumns {
     pub authorization: Option<String>,
     pub headers_json: String,
     pub body_template: Option<String>,
+    pub signing_secrets: Vec<String>,
 }
 
 /// How one attempt ended, ready to be written.
@@ -127,7 +128,8 @@ pub fn claim(
                         d.round_attempts, d.request_body IS NOT NULL AS has_body, cand.version
              )
              SELECT upd.*, s.url, s.content_type, s.\"authorization\", s.headers::text,
-                    s.body_template, (k.version IS NOT DISTINCT FROM upd.version) AS cached
+                    s.body_template, (k.version IS NOT DISTINCT FROM upd.version) AS cached,
+                    s.signing_secrets
                FROM upd
                JOIN unleash_webhook._subscriptions s ON s.id = upd.subscription_id
                LEFT JOIN unnest($6::int8[], $7::int8[]) AS k(sub, version)
@@ -156,6 +158,7 @@ pub fn claim(
                     authorization: row.get::<String>(11)?,
                     headers_json: row.get::<String>(12)?.unwrap_or_else(|| "{}".into()),
                     body_template: row.get::<String>(13)?,
+                    signing_secrets: row.get::<Vec<String>>(15)?.unwrap_or_default(),
                 })
             };
             out.push(Claimed {
@@ -296,5 +299,26 @@ pub fn record(outcomes: &[Outcome]) -> Result<(), String> {
         )?;
         Ok::<(), pgrx::spi::Error>(())
     })
+    .map_err(err)
+}
+
+/// Deletes up to `batch` finished deliveries (and their attempts) older than `retention`;
+/// returns how many. Small batches keep each transaction short.
+pub fn purge_finished(retention_s: f64, batch: i64) -> Result<i64, String> {
+    Spi::get_one_with_args::<i64>(
+        "WITH gone AS (
+             DELETE FROM unleash_webhook._deliveries d
+              WHERE d.id IN (SELECT id FROM unleash_webhook._deliveries
+                              WHERE status IN ('delivered', 'failed', 'cancelled')
+                                AND finished_at < now() - $1 * interval '1 second'
+                              LIMIT $2)
+             RETURNING d.id
+         ), logged AS (
+             DELETE FROM unleash_webhook._attempts a USING gone WHERE a.delivery_id = gone.id
+         )
+         SELECT count(*) FROM gone",
+        &[retention_s.into(), batch.into()],
+    )
+    .map(|n| n.unwrap_or(0))
     .map_err(err)
 }

@@ -2,14 +2,19 @@
 //!
 //! Body: the Unleash event JSON, or the subscription's Mustache template rendered with
 //! `{ event, eventJson, eventMarkdown }` when the template is longer than one character (the
-//! rule Unleash applies). Headers, in this order: Content-Type, Authorization when set, the
-//! custom headers (a custom header replaces an earlier one of the same name, as in Unleash),
-//! then `webhook-id`, which is ours and the same on every attempt of a delivery.
+//! rule Unleash applies; eventMarkdown goes in as Unleash 8.0.3+ puts it: JSON-escaped inside a
+//! double-quoted string of the output, raw elsewhere). Headers, in this order: Content-Type,
+//! Authorization when set, the custom headers (a custom header replaces an earlier one of the
+//! same name, as in Unleash), then ours: `webhook-id` (the same on every attempt of a
+//! delivery) and, for a subscription with signing secrets, the Standard Webhooks
+//! `webhook-timestamp` and `webhook-signature`.
 //! No pgrx in here.
 
 use crate::event_json::{EventRow, event_json, event_value, template_view};
 use crate::http::Request;
 use crate::js::{Value, parse_json};
+use crate::markdown::{PLACEHOLDER, event_markdown, substitute_markdown};
+use crate::signing::{parse_secret, signature_header};
 use crate::template::Template;
 use std::sync::Arc;
 
@@ -22,6 +27,17 @@ pub struct Subscription {
     /// `None`: the default body. `Some(Err)`: a template that no longer compiles (it was
     /// checked when stored, so only a change of engine could do this); deliveries fail.
     pub template: Option<Result<Arc<Template>, String>>,
+    /// Decoded Standard Webhooks keys, newest first (two during a rotation).
+    pub signing_keys: Vec<Vec<u8>>,
+}
+
+/// What a request needs besides the subscription and the event.
+pub struct Context<'a> {
+    pub webhook_id: &'a str,
+    /// Unix seconds, for `webhook-timestamp`.
+    pub timestamp: i64,
+    /// Unleash's URL, for the links in eventMarkdown.
+    pub unleash_url: &'a str,
 }
 
 impl Subscription {
@@ -32,6 +48,7 @@ impl Subscription {
         authorization: Option<String>,
         headers_json: &str,
         body_template: Option<&str>,
+        signing_secrets: &[String],
     ) -> Subscription {
         let headers = match parse_json(headers_json) {
             Ok(Value::Object(fields)) => fields
@@ -48,12 +65,18 @@ impl Subscription {
                 .map(Arc::new)
                 .map_err(|e| e.to_string())
         });
+        // Secrets were checked when stored; one that no longer parses signs nothing.
+        let signing_keys = signing_secrets
+            .iter()
+            .filter_map(|s| parse_secret(s).ok())
+            .collect();
         Subscription {
             url,
             content_type,
             authorization,
             headers,
             template,
+            signing_keys,
         }
     }
 }
@@ -66,10 +89,10 @@ pub struct RenderFailure(pub String);
 pub fn build(
     sub: &Subscription,
     row: &EventRow,
-    webhook_id: &str,
+    ctx: &Context<'_>,
 ) -> Result<Request, RenderFailure> {
-    let body = render_body(sub, row)?;
-    let mut headers: Vec<(String, String)> = Vec::with_capacity(3 + sub.headers.len());
+    let body = render_body(sub, row, ctx.unleash_url)?;
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(5 + sub.headers.len());
     headers.push(("Content-Type".to_string(), sub.content_type.clone()));
     if let Some(auth) = &sub.authorization {
         headers.push(("Authorization".to_string(), auth.clone()));
@@ -78,8 +101,19 @@ pub fn build(
         headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
         headers.push((name.clone(), value.clone()));
     }
-    headers.retain(|(n, _)| !n.eq_ignore_ascii_case("webhook-id"));
-    headers.push(("webhook-id".to_string(), webhook_id.to_string()));
+    // Ours last, and never overridable: a receiver must be able to trust them.
+    headers.retain(|(n, _)| !n.to_ascii_lowercase().starts_with("webhook-"));
+    headers.push(("webhook-id".to_string(), ctx.webhook_id.to_string()));
+    if !sub.signing_keys.is_empty() {
+        let signature = signature_header(
+            ctx.webhook_id,
+            ctx.timestamp,
+            body.as_bytes(),
+            &sub.signing_keys,
+        );
+        headers.push(("webhook-timestamp".to_string(), ctx.timestamp.to_string()));
+        headers.push(("webhook-signature".to_string(), signature));
+    }
     Ok(Request {
         url: sub.url.clone(),
         headers,
@@ -87,8 +121,12 @@ pub fn build(
     })
 }
 
-/// The body alone (also what preview shows).
-pub fn render_body(sub: &Subscription, row: &EventRow) -> Result<String, RenderFailure> {
+/// The body alone.
+pub fn render_body(
+    sub: &Subscription,
+    row: &EventRow,
+    unleash_url: &str,
+) -> Result<String, RenderFailure> {
     let json = event_json(row).map_err(|e| RenderFailure(e.to_string()))?;
     match &sub.template {
         None => Ok(json),
@@ -97,10 +135,12 @@ pub fn render_body(sub: &Subscription, row: &EventRow) -> Result<String, RenderF
         ))),
         Some(Ok(template)) => {
             let event = event_value(row).map_err(|e| RenderFailure(e.to_string()))?;
-            let view = template_view(event, &json, "");
-            template
+            let markdown = event_markdown(&event, unleash_url);
+            let view = template_view(event, &json, PLACEHOLDER);
+            let rendered = template
                 .render(&view)
-                .map_err(|e| RenderFailure(format!("body_template failed: {}", e.js_message())))
+                .map_err(|e| RenderFailure(format!("body_template failed: {}", e.js_message())))?;
+            Ok(substitute_markdown(&rendered, &markdown))
         }
     }
 }

@@ -14,7 +14,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgAtomic};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 /// What backends need to find the worker.
 #[derive(Default)]
@@ -26,6 +26,22 @@ pub struct WorkerSlot {
     /// Set by committing transactions that queued something; cleared by the worker before it
     /// drains, so a commit that lands during a drain makes it loop again at once.
     pending: AtomicBool,
+    /// What worker_status() shows; written by the worker only.
+    pub stats: WorkerStats,
+}
+
+/// Counters since the worker started, readable by any backend without a lock.
+#[derive(Default)]
+pub struct WorkerStats {
+    /// Unix time in microseconds.
+    pub started_at_us: AtomicI64,
+    pub last_activity_us: AtomicI64,
+    pub in_flight: AtomicI32,
+    pub attempts: AtomicU64,
+    pub delivered: AtomicU64,
+    pub failed: AtomicU64,
+    pub retries: AtomicU64,
+    pub purged: AtomicU64,
 }
 
 // SAFETY: only atomics, no pointers: valid in every process that maps the segment.
@@ -51,6 +67,7 @@ pub fn init() {
             procno: AtomicI32::new(-1),
             pid: AtomicI32::new(0),
             pending: AtomicBool::new(false),
+            stats: WorkerStats::default(),
         }
     );
     // SAFETY: _PG_init runs once, single-threaded, in the postmaster before any fork.
@@ -134,8 +151,29 @@ pub fn publish_worker() {
     let procno = unsafe { (*pg_sys::MyProc).pgprocno };
     // SAFETY: MyProcPid is set at process start.
     let pid = unsafe { pg_sys::MyProcPid };
+    let stats = &slot.stats;
+    for counter in [
+        &stats.attempts,
+        &stats.delivered,
+        &stats.failed,
+        &stats.retries,
+        &stats.purged,
+    ] {
+        counter.store(0, Ordering::Relaxed);
+    }
+    stats.in_flight.store(0, Ordering::Relaxed);
+    let now_us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    stats.started_at_us.store(now_us, Ordering::Relaxed);
+    stats.last_activity_us.store(now_us, Ordering::Relaxed);
     slot.pid.store(pid, Ordering::Release);
     slot.procno.store(procno, Ordering::Release);
+}
+
+/// The worker's counters, when shared memory exists.
+pub fn stats() -> Option<&'static WorkerStats> {
+    slot().map(|s| &s.stats)
 }
 
 /// The worker withdraws (at exit), so nobody sets a latch that a new process may own.

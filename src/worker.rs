@@ -9,10 +9,10 @@
 
 use crate::event_json::EventRow;
 use crate::gucs::{self, WorkerSettings};
-use crate::http::{self, Client, ClientConfig, Verdict};
+use crate::http::{self, Client, ClientConfig, DestinationPolicy, Verdict};
 use crate::pool::{Done, Job, Pool, Ticket};
 use crate::queue::{self, Claimed, Outcome};
-use crate::request::{self, Subscription};
+use crate::request::{self, Context, Subscription};
 use crate::wake;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The name in `pg_stat_activity.backend_type`, `application_name` and every log line.
@@ -29,6 +30,9 @@ pub const NAME: &str = "unleash_webhook";
 /// How long a SIGTERM waits for attempts in flight before the rest are left claimed (they are
 /// sent again after the restart). Postgres's shutdown waits for us, so keep it short.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Finished deliveries deleted per purge transaction.
+const PURGE_BATCH: i64 = 1_000;
 
 /// Registers the worker. `_PG_init`, preload branch only.
 pub fn init() {
@@ -100,7 +104,8 @@ fn set_session_option(name: &str, value: &str) {
 fn describe(s: &WorkerSettings) -> String {
     format!(
         "max_retries={} retry_delay={}ms timeout={}ms connect_timeout={}ms max_concurrency={} \
-         max_concurrency_per_subscription={} ca_file={} poll_interval={}ms",
+         max_concurrency_per_subscription={} ca_file={} poll_interval={}ms http_proxy={} \
+         destination_allowlist={} retention={}s unleash_url={}",
         s.max_retries,
         s.retry_delay.as_millis(),
         s.timeout.as_millis(),
@@ -108,17 +113,37 @@ fn describe(s: &WorkerSettings) -> String {
         s.max_concurrency,
         s.max_concurrency_per_subscription,
         s.ca_file.as_deref().unwrap_or("(none)"),
-        s.poll_interval.as_millis()
+        s.poll_interval.as_millis(),
+        // whether, not what: the proxy URL may carry credentials
+        if s.http_proxy.is_some() {
+            "(set)"
+        } else {
+            "(none)"
+        },
+        if s.destination_allowlist.is_empty() {
+            "(none)"
+        } else {
+            &s.destination_allowlist
+        },
+        s.retention.as_secs(),
+        s.unleash_url
     )
 }
 
 fn client_config(s: &WorkerSettings) -> ClientConfig {
+    let destination_policy =
+        DestinationPolicy::parse(&s.destination_allowlist).unwrap_or_else(|e| {
+            // Refuse private destinations rather than allow them on a typo.
+            log!("{NAME}: destination_allowlist ignored: {e}");
+            DestinationPolicy::default()
+        });
     ClientConfig {
         connect_timeout: s.connect_timeout,
         total_timeout: s.timeout,
         extra_ca_file: s.ca_file.as_ref().map(Into::into),
-        proxy: None,
+        proxy: s.http_proxy.clone(),
         max_idle_per_host: s.max_concurrency_per_subscription.max(4),
+        destination_policy,
     }
 }
 
@@ -145,6 +170,7 @@ struct Worker {
     /// The earliest retry the worker scheduled, so that it wakes for it without polling.
     next_retry: Option<Instant>,
     last_error: Option<String>,
+    last_purge: Option<Instant>,
 }
 
 impl Worker {
@@ -200,6 +226,7 @@ impl Worker {
             local_outcomes: Vec::new(),
             next_retry: None,
             last_error: None,
+            last_purge: None,
         })
     }
 
@@ -218,7 +245,9 @@ impl Worker {
             }
             // Clear the commit flag before looking, so a commit after this point loops again.
             let _ = wake::take_pending();
-            if self.cycle() {
+            let more = self.cycle();
+            let more_to_purge = self.purge_old();
+            if more || more_to_purge {
                 continue;
             }
             self.wait(self.next_timeout());
@@ -342,6 +371,17 @@ impl Worker {
                 }
             }
             outcomes.push(self.outcome_of(d));
+        }
+        if let Some(stats) = wake::stats() {
+            for o in &outcomes {
+                stats.attempts.fetch_add(1, Ordering::Relaxed);
+                let counter = match o.new_status {
+                    "delivered" => &stats.delivered,
+                    "pending" => &stats.retries,
+                    _ => &stats.failed,
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
         }
         outcomes
     }
@@ -467,7 +507,51 @@ impl Worker {
             let event = events.get(&(c.event_table, c.event_id));
             self.dispatch(c, event);
         }
+        if let Some(stats) = wake::stats() {
+            stats.in_flight.store(
+                i32::try_from(self.pool.in_flight()).unwrap_or(i32::MAX),
+                Ordering::Relaxed,
+            );
+            stats
+                .last_activity_us
+                .store(unix_micros(), Ordering::Relaxed);
+        }
         free > 0 && count >= free
+    }
+
+    /// Deletes finished deliveries past the retention, at most once a second and in batches
+    /// of `PURGE_BATCH`, so that it never holds up deliveries. Returns true when a full batch
+    /// went (more is probably due).
+    fn purge_old(&mut self) -> bool {
+        let retention = self.settings.retention;
+        if retention.is_zero()
+            || self
+                .last_purge
+                .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return false;
+        }
+        let result = txn("unleash_webhook: purging old deliveries", || {
+            queue::purge_finished(retention.as_secs_f64(), PURGE_BATCH)
+        });
+        match result {
+            Ok(n) => {
+                if let Some(stats) = wake::stats() {
+                    stats
+                        .purged
+                        .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
+                }
+                let full = n >= PURGE_BATCH;
+                // A full batch: go again at once, the backlog is being worked off.
+                self.last_purge = if full { None } else { Some(Instant::now()) };
+                full
+            }
+            Err(e) => {
+                log!("{NAME}: could not purge old deliveries: {e}");
+                self.last_purge = Some(Instant::now());
+                false
+            }
+        }
     }
 
     fn subscription(&mut self, c: &mut Claimed) -> Arc<Subscription> {
@@ -478,6 +562,7 @@ impl Worker {
                 cols.authorization,
                 &cols.headers_json,
                 cols.body_template.as_deref(),
+                &cols.signing_secrets,
             ));
             self.subs.insert(
                 c.subscription_id,
@@ -498,6 +583,7 @@ impl Worker {
                 None,
                 "{}",
                 None,
+                &[],
             )),
         }
     }
@@ -505,8 +591,13 @@ impl Worker {
     fn dispatch(&mut self, mut c: Claimed, event: Option<&EventRow>) {
         let sub = self.subscription(&mut c);
         let webhook_id = format!("msg_{}_{}", self.installation, c.delivery_id);
+        let ctx = Context {
+            webhook_id: &webhook_id,
+            timestamp: unix_seconds(SystemTime::now()),
+            unleash_url: &self.settings.unleash_url,
+        };
         let built = match event {
-            Some(row) => request::build(&sub, row, &webhook_id).map_err(|e| ("render", e.0)),
+            Some(row) => request::build(&sub, row, &ctx).map_err(|e| ("render", e.0)),
             None => Err((
                 "event_missing",
                 format!("event {} no longer exists in its events table", c.event_id),
@@ -574,6 +665,17 @@ impl Worker {
             );
         }
     }
+}
+
+fn unix_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+fn unix_seconds(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn epoch_seconds(t: SystemTime) -> f64 {

@@ -54,6 +54,8 @@ listen_addresses = ''
 unix_socket_directories = '{self.dir}'
 max_connections = 50
 unleash_webhook.database_name = 'unleash'
+# the test endpoints are on loopback, which the destination policy refuses by default
+unleash_webhook.destination_allowlist = '127.0.0.1, localhost'
 log_min_messages = log
 """
         if preload:
