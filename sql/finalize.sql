@@ -117,7 +117,11 @@ CREATE FUNCTION unleash_webhook.create_subscription(
     signing_secret text DEFAULT NULL
 ) RETURNS bigint
 LANGUAGE plpgsql
+-- Definer's rights, so that a role granted EXECUTE needs no rights on the tables; and no
+-- STATEMENT line in the server log when a call fails, because the statement holds secrets.
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET log_min_error_statement = panic
 AS $$
 DECLARE
     new_id bigint;
@@ -164,7 +168,10 @@ CREATE FUNCTION unleash_webhook.alter_subscription(
     signing_secret text DEFAULT NULL
 ) RETURNS void
 LANGUAGE plpgsql
+-- as create_subscription: definer's rights, and no failing statement (with secrets) in the log
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET log_min_error_statement = panic
 AS $$
 DECLARE
     sub_id bigint := unleash_webhook._subscription_id(name);

@@ -213,7 +213,7 @@ fn _preview(
     let body = String::from_utf8_lossy(&request.body).into_owned();
     TableIterator::once((
         "POST".to_string(),
-        request.url,
+        mask_url_password(&request.url),
         stringify(&Value::Object(masked)),
         body,
     ))
@@ -241,4 +241,25 @@ fn find_event(id: i64) -> Option<EventRow> {
             .ok()
             .and_then(|mut m| m.remove(&id))
     })
+}
+
+/// `scheme://user:***@host/...`: a password in a URL is a secret too.
+fn mask_url_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_string()
+            };
+            format!("{scheme}://{masked}@{host}{tail}")
+        }
+        None => url.to_string(),
+    }
 }

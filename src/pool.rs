@@ -35,6 +35,9 @@ pub struct Ticket {
     pub round_attempt: i32,
     /// The rendered body, stored with the first attempt only.
     pub body_to_store: Option<String>,
+    /// The extension installation the delivery belongs to: a result that comes back after a
+    /// DROP/CREATE EXTENSION must not be written onto the new tables' rows of the same id.
+    pub installation: std::sync::Arc<str>,
 }
 
 /// A finished attempt.

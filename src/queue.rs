@@ -188,15 +188,17 @@ fn read_events_with(
     table: pg_sys::Oid,
     ids: &[i64],
 ) -> SpiResult<HashMap<i64, EventRow>> {
-    let name = client
-        .select(
-            "SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = $1",
-            None,
-            &[table.into()],
-        )?
-        .first()
-        .get_one::<String>()?;
-    let Some(name) = name else {
+    let found = client.select(
+        "SELECT c.oid::regclass::text FROM pg_catalog.pg_class c WHERE c.oid = $1",
+        None,
+        &[table.into()],
+    )?;
+    // No row: the table was dropped; its events are missing, which the caller reports.
+    let Some(name) = (if found.is_empty() {
+        None
+    } else {
+        found.first().get_one::<String>()?
+    }) else {
         return Ok(HashMap::new());
     };
     // The name comes from regclass output, which quotes and qualifies it as needed.

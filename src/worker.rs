@@ -162,7 +162,7 @@ struct Worker {
     ready: bool,
     /// Whether the start-up recovery of a predecessor's claims has run.
     recovered: bool,
-    installation: String,
+    installation: Arc<str>,
     subs: HashMap<i64, CachedSub>,
     in_flight_per_sub: HashMap<i64, i32>,
     /// Outcomes known without HTTP (render errors, missing events), recorded with the next batch.
@@ -220,7 +220,7 @@ impl Worker {
             wait_set,
             ready: false,
             recovered: false,
-            installation: String::new(),
+            installation: Arc::from(""),
             subs: HashMap::new(),
             in_flight_per_sub: HashMap::new(),
             local_outcomes: Vec::new(),
@@ -276,7 +276,13 @@ impl Worker {
                 if recovered > 0 {
                     log!("{NAME}: {recovered} deliveries claimed before a restart are due again");
                 }
-                self.installation = installation;
+                if *self.installation != *installation {
+                    // A new installation (DROP + CREATE EXTENSION): what is in flight belongs
+                    // to the old tables; its results will be dropped when they come back.
+                    self.in_flight_per_sub.clear();
+                    self.local_outcomes.clear();
+                }
+                self.installation = Arc::from(installation.as_str());
                 self.recovered = true;
                 self.subs.clear();
                 self.ready = true;
@@ -364,6 +370,9 @@ impl Worker {
         let done = self.pool.collect();
         let mut outcomes = std::mem::take(&mut self.local_outcomes);
         for d in done {
+            if *d.ticket.installation != *self.installation {
+                continue;
+            }
             if let Some(n) = self.in_flight_per_sub.get_mut(&d.ticket.subscription_id) {
                 *n -= 1;
                 if *n <= 0 {
@@ -633,6 +642,7 @@ impl Worker {
             attempt: c.attempt,
             round_attempt: c.round_attempt,
             body_to_store,
+            installation: Arc::clone(&self.installation),
         };
         let job = Job {
             ticket,
