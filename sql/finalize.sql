@@ -18,6 +18,10 @@ DECLARE
     problem text;
     h record;
 BEGIN
+    IF array_ndims(event_types) > 1 OR array_ndims(projects) > 1 OR array_ndims(environments) > 1 THEN
+        RAISE EXCEPTION 'event_types, projects and environments must be one-dimensional arrays'
+            USING ERRCODE = '22023', HINT = 'Pass e.g. ARRAY[''feature-created'', ''feature-archived''].';
+    END IF;
     problem := unleash_webhook._url_error(url);
     IF problem IS NOT NULL THEN
         RAISE EXCEPTION 'invalid url: %', problem
@@ -53,6 +57,10 @@ BEGIN
         IF h.key !~ '^[!#$%&''*+.^_`|~0-9A-Za-z-]+$' THEN
             RAISE EXCEPTION 'invalid header name %', quote_literal(left(h.key, 100))
                 USING ERRCODE = '22023', HINT = 'A header name is an HTTP token: letters, digits and !#$%&''*+-.^_`|~ only.';
+        END IF;
+        IF lower(h.key) IN ('host', 'content-length', 'transfer-encoding', 'connection') THEN
+            RAISE EXCEPTION 'header % cannot be set', quote_literal(h.key)
+                USING ERRCODE = '22023', HINT = 'Host, Content-Length, Transfer-Encoding and Connection are set by the HTTP client from the URL and the body.';
         END IF;
         IF jsonb_typeof(h.value) <> 'string' THEN
             RAISE EXCEPTION 'header % must have a string value, not %', quote_literal(h.key), jsonb_typeof(h.value)
@@ -134,6 +142,8 @@ BEGIN
     IF enabled IS NULL THEN
         RAISE EXCEPTION 'enabled must not be NULL' USING ERRCODE = '22004', HINT = 'Pass true or false.';
     END IF;
+    -- As in Unleash (and alter_subscription): an empty authorization is none.
+    "authorization" := nullif("authorization", '');
     PERFORM unleash_webhook._validate_subscription(url, event_types, content_type, "authorization",
         headers, body_template, projects, environments, signing_secret);
     IF EXISTS (SELECT 1 FROM unleash_webhook._subscriptions s
@@ -393,6 +403,10 @@ DECLARE
     sub_id bigint;
     n bigint;
 BEGIN
+    IF older_than < interval '0' OR older_than > interval '1000 years' THEN
+        RAISE EXCEPTION 'older_than must be between 0 and 1000 years'
+            USING ERRCODE = '22023', HINT = 'e.g. purge_failed(older_than => interval ''30 days''); 0 purges every failed delivery.';
+    END IF;
     IF subscription IS NOT NULL THEN
         sub_id := unleash_webhook._subscription_id(subscription);
     END IF;
@@ -437,6 +451,16 @@ BEGIN
     IF addons IS NULL THEN
         RAISE EXCEPTION 'addons must not be NULL' USING ERRCODE = '22004',
             HINT = 'Pass Unleash''s addons table, e.g. ''public.addons''.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO detail
+      FROM unnest(ARRAY['id', 'provider', 'enabled', 'parameters', 'events', 'projects',
+                        'environments']) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute att
+                        WHERE att.attrelid = addons AND att.attname = c AND att.attnum > 0
+                          AND NOT att.attisdropped);
+    IF detail IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is not Unleash''s addons table: it lacks %', addons, detail
+            USING ERRCODE = '42703', HINT = 'Pass the addons table of Unleash''s database, e.g. ''public.addons''.';
     END IF;
     FOR a IN EXECUTE format(
         'SELECT id, enabled, parameters::text AS parameters, events::text AS events,
@@ -566,6 +590,34 @@ BEGIN
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'table % is not an Unleash events table: it lacks %', events, missing
             USING ERRCODE = '42703', HINT = 'Attach the events table that Unleash writes (its schema is DATABASE_SCHEMA, default public).';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '% is not a table', events
+            USING ERRCODE = '42809', HINT = 'Attach the events table itself, not a view.';
+    END IF;
+    -- The trigger copies id and type, and the worker reads the rest as Unleash defines them.
+    SELECT string_agg(format('%s (%s)', a.attname, format_type(a.atttypid, a.atttypmod)), ', ')
+      INTO missing
+      FROM pg_attribute a
+     WHERE a.attrelid = events AND a.attnum > 0 AND NOT a.attisdropped
+       AND NOT CASE a.attname
+           WHEN 'id' THEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+           WHEN 'created_by_user_id' THEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+           WHEN 'created_at' THEN a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)
+           WHEN 'data' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
+           WHEN 'pre_data' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
+           WHEN 'tags' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
+           WHEN 'type' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'created_by' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'project' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'environment' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'feature_name' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'group_type' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'group_id' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           ELSE true END;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is not an Unleash events table: wrong type for %', events, missing
+            USING ERRCODE = '42804', HINT = 'Attach the events table that Unleash''s migrations create (id integer, type varchar, data json, ...).';
     END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = events AND t.tgname = 'unleash_webhook_capture') THEN
         RETURN;  -- already attached: attach is idempotent

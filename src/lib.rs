@@ -17,6 +17,8 @@ mod worker;
 
 // The pure core: no pgrx in these, tested with plain #[test].
 mod event_json;
+#[cfg(test)]
+mod fuzz;
 mod http;
 mod js;
 mod markdown;
@@ -67,6 +69,7 @@ pub extern "C-unwind" fn _PG_init() {
 #[pg_schema]
 mod tests {
     include!("pg_tests.rs");
+    include!("pg_hostile.rs");
 }
 
 /// Required by `cargo pgrx test`: the test cluster preloads the library like production.

@@ -20,6 +20,7 @@ fn count(sql: &str) -> i64 {
 
 /// Runs `stmt` and returns "SQLSTATE|hint" of the error it raised, or "00000|".
 fn sqlstate_of(stmt: &str) -> String {
+    // Created once per session (as the test's superuser), so that it also works after SET ROLE.
     Spi::run(
         "CREATE OR REPLACE FUNCTION pg_temp.sqlstate_of(stmt text) RETURNS text
          LANGUAGE plpgsql AS $$
@@ -33,6 +34,13 @@ fn sqlstate_of(stmt: &str) -> String {
          END $$",
     )
     .unwrap();
+    Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate_of($1)", &[stmt.into()])
+        .unwrap()
+        .unwrap()
+}
+
+/// sqlstate_of without (re)defining the helper: for use after SET ROLE.
+fn sqlstate_of_existing(stmt: &str) -> String {
     Spi::get_one_with_args::<String>("SELECT pg_temp.sqlstate_of($1)", &[stmt.into()])
         .unwrap()
         .unwrap()
@@ -451,4 +459,45 @@ fn destinations_are_checked_at_subscription_time() {
     Spi::run("SELECT unleash_webhook.create_subscription('dst1-ok', 'http://127.0.0.1:9/x', ARRAY['x'])").unwrap();
     // a host that does not resolve now is let through; the worker checks again at send time
     Spi::run("SELECT unleash_webhook.create_subscription('dst1-later', 'http://no-such-host.invalid/x', ARRAY['x'])").unwrap();
+}
+
+#[pg_test]
+fn monitoring_role_reads_views_but_no_secrets_and_managers_need_a_grant() {
+    Spi::run(
+        "SELECT unleash_webhook.create_subscription('mon1-a', 'http://h/', ARRAY['x'],
+             \"authorization\" => 'Bearer mon-s3cret', headers => '{\"X-K\": \"mon-h3ader\"}')",
+    )
+    .unwrap();
+    Spi::run(
+        "CREATE ROLE mon1_monitor NOLOGIN;
+         GRANT USAGE ON SCHEMA unleash_webhook TO mon1_monitor;
+         GRANT SELECT ON unleash_webhook.subscriptions, unleash_webhook.deliveries,
+               unleash_webhook.delivery_attempts, unleash_webhook.subscription_stats,
+               unleash_webhook.dead_letters TO mon1_monitor;
+         CREATE ROLE mon1_manager NOLOGIN;
+         GRANT USAGE ON SCHEMA unleash_webhook TO mon1_manager;
+         GRANT EXECUTE ON FUNCTION unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text) TO mon1_manager",
+    )
+    .unwrap();
+    sqlstate_of("SELECT 1"); // define the helper before switching roles
+    Spi::run("SET LOCAL ROLE mon1_monitor").unwrap();
+    let seen = Spi::get_one::<String>(
+        "SELECT row_to_json(s)::text FROM unleash_webhook.subscriptions s WHERE name = 'mon1-a'",
+    )
+    .unwrap()
+    .unwrap();
+    let stats = count("SELECT count(*) FROM unleash_webhook.subscription_stats WHERE subscription = 'mon1-a'");
+    let private = sqlstate_of_existing("SELECT \"authorization\" FROM unleash_webhook._subscriptions");
+    let manage = sqlstate_of_existing("SELECT unleash_webhook.create_subscription('mon1-b', 'http://h/', ARRAY['x'])");
+    Spi::run("RESET ROLE").unwrap();
+    assert!(!seen.contains("mon-s3cret") && !seen.contains("mon-h3ader"), "{seen}");
+    assert_eq!(stats, 1);
+    assert!(private.starts_with("42501"), "{private}");
+    assert!(manage.starts_with("42501"), "{manage}");
+    // a role granted EXECUTE manages subscriptions without any right on the tables
+    Spi::run("SET LOCAL ROLE mon1_manager").unwrap();
+    let created = sqlstate_of_existing("SELECT unleash_webhook.create_subscription('mon1-c', 'http://h/', ARRAY['x'])");
+    Spi::run("RESET ROLE").unwrap();
+    assert_eq!(created, "00000|");
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'mon1-c'"), 1);
 }

@@ -203,7 +203,12 @@ fn read_events_with(
     };
     // The name comes from regclass output, which quotes and qualifies it as needed.
     let sql = format!(
-        "SELECT e.id::int8, (extract(epoch FROM e.created_at) * 1000000)::int8, e.type::text,
+        // A created_at outside JavaScript's Date range (infinity, year 275760+) is null in the
+        // event, as Unleash would print it; computing it would fail the whole batch.
+        "SELECT e.id::int8,
+                CASE WHEN isfinite(e.created_at) AND e.created_at < '275760-09-13 00:00:00+00'
+                     THEN (extract(epoch FROM e.created_at) * 1000000)::int8 END,
+                e.type::text,
                 e.created_by::text, e.data::text, e.pre_data::text, e.tags::text,
                 e.project::text, e.environment::text, e.feature_name::text,
                 e.created_by_user_id::int8, e.group_type::text, e.group_id::text

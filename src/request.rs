@@ -140,7 +140,14 @@ pub fn render_body(
             let rendered = template
                 .render(&view)
                 .map_err(|e| RenderFailure(format!("body_template failed: {}", e.js_message())))?;
-            Ok(substitute_markdown(&rendered, &markdown))
+            let body = substitute_markdown(&rendered, &markdown);
+            // PostgreSQL text cannot hold U+0000 (a raw {{{x}}} of "\u0000" in event data):
+            // send what can be stored and previewed, the same bytes everywhere.
+            Ok(if body.contains('\0') {
+                body.replace('\0', "\u{FFFD}")
+            } else {
+                body
+            })
         }
     }
 }

@@ -28,6 +28,9 @@ pub struct WorkerSlot {
     pending: AtomicBool,
     /// What worker_status() shows; written by the worker only.
     pub stats: WorkerStats,
+    /// Set while the worker connects to its database: still set at the next start means the
+    /// last attempt died there (the database does not exist), so that start waits instead.
+    connecting: AtomicBool,
 }
 
 /// Counters since the worker started, readable by any backend without a lock.
@@ -68,6 +71,7 @@ pub fn init() {
             pid: AtomicI32::new(0),
             pending: AtomicBool::new(false),
             stats: WorkerStats::default(),
+            connecting: AtomicBool::new(false),
         }
     );
     // SAFETY: _PG_init runs once, single-threaded, in the postmaster before any fork.
@@ -169,6 +173,18 @@ pub fn publish_worker() {
     stats.last_activity_us.store(now_us, Ordering::Relaxed);
     slot.pid.store(pid, Ordering::Release);
     slot.procno.store(procno, Ordering::Release);
+}
+
+/// Marks the start (true) and the success (false) of the worker's connection to its database.
+pub fn set_connecting(on: bool) {
+    if let Some(slot) = slot() {
+        slot.connecting.store(on, Ordering::Release);
+    }
+}
+
+/// Whether the previous worker died while connecting to its database.
+pub fn previous_connect_failed() -> bool {
+    slot().is_some_and(|s| s.connecting.load(Ordering::Acquire))
 }
 
 /// The worker's counters, when shared memory exists.

@@ -43,9 +43,9 @@ pub fn init() {
         // Also makes it start only once recovery is finished: never on a standby, and right
         // after a promotion.
         .enable_spi_access()
-        // Restarted after any exit but a clean shutdown; 5 s keeps a missing database from
-        // filling the log.
-        .set_restart_time(Some(Duration::from_secs(5)))
+        // Restarted after any exit but a clean shutdown. A missing database costs one FATAL,
+        // then the next start waits for it without exiting (wait_for_database).
+        .set_restart_time(Some(Duration::from_secs(2)))
         .load();
 }
 
@@ -55,7 +55,16 @@ pub fn init() {
 pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
     let database = gucs::database_name();
+    if wake::previous_connect_failed() {
+        // The last start died connecting (FATAL: database does not exist). Wait, quietly and
+        // without a restart loop, until the database exists; then exit to be started again.
+        wait_for_database(&database);
+        // SAFETY: proc_exit runs the exit callbacks and never returns.
+        unsafe { pg_sys::proc_exit(1) }
+    }
+    wake::set_connecting(true);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    wake::set_connecting(false);
     set_session_option("application_name", NAME);
     // The worker's own commits (claims, results) need no flush wait: if the last of them is lost
     // in an OS crash, the deliveries are simply sent again, which at-least-once allows.
@@ -84,6 +93,56 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     // does not matter.
     // SAFETY: proc_exit runs the exit callbacks and never returns.
     unsafe { pg_sys::proc_exit(code) }
+}
+
+/// Connected to no database (shared catalogs only), polls pg_database every 5 s until
+/// `database` exists, or until SIGTERM.
+fn wait_for_database(database: &str) {
+    BackgroundWorker::connect_worker_to_spi(None, None);
+    log!(
+        "{NAME}: database \"{database}\" does not exist; waiting for it to be created \
+         (or set unleash_webhook.database_name to Unleash's database and restart)"
+    );
+    loop {
+        if database_exists(database) {
+            wake::set_connecting(false);
+            log!("{NAME}: database \"{database}\" exists now; restarting to connect to it");
+            return;
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_secs(5))) {
+            return;
+        }
+    }
+}
+
+/// Scans the shared catalog pg_database for `name`. A heap scan, as the autovacuum launcher
+/// does: without a database, index lookups (get_database_oid) cannot open pg_class.
+fn database_exists(name: &str) -> bool {
+    let mut found = false;
+    // SAFETY: a read-only catalog scan inside its own transaction; the tuples are only read
+    // while the scan holds them.
+    unsafe {
+        pg_sys::StartTransactionCommand();
+        let _ = pg_sys::GetTransactionSnapshot();
+        let rel = pg_sys::table_open(pg_sys::DatabaseRelationId, pg_sys::AccessShareLock as i32);
+        let scan = pg_sys::table_beginscan_catalog(rel, 0, std::ptr::null_mut());
+        loop {
+            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            let form = pg_sys::heap_tuple_get_struct::<pg_sys::FormData_pg_database>(tuple);
+            let datname = std::ffi::CStr::from_ptr((*form).datname.data.as_ptr());
+            if datname.to_bytes() == name.as_bytes() {
+                found = true;
+                break;
+            }
+        }
+        pg_sys::table_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as i32);
+        pg_sys::CommitTransactionCommand();
+    }
+    found
 }
 
 fn set_session_option(name: &str, value: &str) {

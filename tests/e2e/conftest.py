@@ -110,8 +110,8 @@ def make_unleash_cluster(**kw):
     c.psql_file(SHARED / "unleash" / "events-table.sql")
     with c.connect() as conn:
         conn.execute("CREATE EXTENSION unleash_webhook")
-        # The worker started before the database existed and is restarted every 5 s until it
-        # can connect; wait for it.
+        # The worker started before the database existed: it waits for it and reconnects
+        # within a few seconds; wait for that.
         if not wait_until(lambda: worker_pid(conn), timeout=30):
             raise RuntimeError("the worker did not start:\n" + c.log())
     return c

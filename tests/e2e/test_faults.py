@@ -346,3 +346,26 @@ def test_secrets_never_leak_after_a_run_full_of_failures(own_cluster, sink):
         assert s not in preview, s
     print(f"\nsecrets: {len(secrets) + 1} secrets, 10 failed deliveries, 3 refused inputs: "
           f"none in the server log ({len(log)} bytes), the views or preview")
+
+
+def test_missing_database_is_waited_for_without_a_restart_loop(sink):
+    c = Cluster(conf="unleash_webhook.database_name = 'later'\n")
+    try:
+        time.sleep(8)
+        log = c.log()
+        fatals = log.count('database "later" does not exist')
+        assert "waiting for it to be created" in log
+        # one FATAL at the first start, then a quiet wait: no restart loop
+        assert log.count("FATAL") <= 1 and fatals >= 1, log
+        with c.connect("postgres") as conn:
+            conn.execute("CREATE DATABASE later")
+        c.psql_file(SHARED / "unleash" / "events-table.sql", dbname="later")
+        with c.connect("later") as conn:
+            conn.execute("CREATE EXTENSION unleash_webhook")
+            assert wait_until(lambda: worker_pid(conn), timeout=30)
+            create(conn, "later", sink.url("/later"), ["t-later"])
+            insert_events(conn, [("t-later", None, None, None)])
+            assert len(sink.wait_for("/later", 1)) == 1
+        print(f"\nmissing database: {log.count('FATAL')} FATAL, then waited; delivered once it existed")
+    finally:
+        c.destroy()
