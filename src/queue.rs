@@ -6,7 +6,8 @@
 
 use crate::event_json::EventRow;
 use pgrx::prelude::*;
-use pgrx::spi::{SpiClient, SpiResult};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
+use pgrx::{PgBuiltInOids, PgOid};
 use std::collections::HashMap;
 
 /// A claimed delivery with what is needed to send it.
@@ -53,51 +54,76 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// Does the extension exist in this database (it may be created after the worker starts)?
-pub fn extension_installed() -> Result<bool, String> {
-    Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'unleash_webhook')",
-    )
-    .map(|v| v.unwrap_or(false))
-    .map_err(err)
+/// The worker's two hot statements, planned once and kept across transactions (SPI_keepplan):
+/// planning the claim cost more than running it. Dropped after any error, since a DROP or
+/// ALTER EXTENSION can invalidate them.
+#[derive(Default)]
+pub struct Plans {
+    claim: Option<OwnedPreparedStatement>,
+    record: Option<OwnedPreparedStatement>,
 }
 
-/// The installation id that prefixes every webhook-id.
-pub fn installation_id() -> Result<String, String> {
-    Spi::get_one::<String>("SELECT replace(id::text, '-', '') FROM unleash_webhook._installation")
-        .map_err(err)?
-        .ok_or_else(|| "unleash_webhook._installation is empty".to_string())
+impl Plans {
+    /// Forgets the kept plans; they are prepared again on next use.
+    pub fn reset(&mut self) {
+        self.claim = None;
+        self.record = None;
+    }
+
+    fn claim_statement(&mut self, client: &SpiClient<'_>) -> SpiResult<&OwnedPreparedStatement> {
+        use pgrx::pg_sys::BuiltinOid::*;
+        let stmt = match self.claim.take() {
+            Some(kept) => kept,
+            None => client
+                .prepare_mut(
+                    CLAIM_SQL,
+                    &oids(&[
+                        INT8OID,
+                        INT4OID,
+                        INT8ARRAYOID,
+                        INT4ARRAYOID,
+                        FLOAT8OID,
+                        INT8ARRAYOID,
+                        INT8ARRAYOID,
+                    ]),
+                )?
+                .keep(),
+        };
+        Ok(self.claim.insert(stmt))
+    }
+
+    fn record_statement(&mut self, client: &SpiClient<'_>) -> SpiResult<&OwnedPreparedStatement> {
+        use pgrx::pg_sys::BuiltinOid::*;
+        let stmt = match self.record.take() {
+            Some(kept) => kept,
+            None => client
+                .prepare_mut(
+                    RECORD_SQL,
+                    &oids(&[
+                        INT8ARRAYOID,
+                        INT4ARRAYOID,
+                        FLOAT8ARRAYOID,
+                        FLOAT8ARRAYOID,
+                        INT4ARRAYOID,
+                        TEXTARRAYOID,
+                        TEXTARRAYOID,
+                        TEXTARRAYOID,
+                        TEXTARRAYOID,
+                        FLOAT8ARRAYOID,
+                        TEXTARRAYOID,
+                    ]),
+                )?
+                .keep(),
+        };
+        Ok(self.record.insert(stmt))
+    }
 }
 
-/// After a restart, whatever a previous worker had claimed is due again (at-least-once).
-pub fn recover_claimed() -> Result<u64, String> {
-    Spi::connect_mut(|client| {
-        let t = client.update(
-            "UPDATE unleash_webhook._deliveries SET status = 'pending', lease_until = NULL
-              WHERE status = 'sending'",
-            None,
-            &[],
-        )?;
-        Ok::<u64, pgrx::spi::Error>(t.len() as u64)
-    })
-    .map_err(err)
+fn oids(types: &[PgBuiltInOids]) -> Vec<PgOid> {
+    types.iter().map(|t| PgOid::BuiltIn(*t)).collect()
 }
 
-/// Claims due deliveries: per subscription at most `room[sub]` (or `default_room` for one not
-/// in the map), `limit` in all, skipping rows another transaction holds. `known` lists the
-/// subscription versions (updated_at in microseconds) the caller has cached.
-pub fn claim(
-    limit: i64,
-    default_room: i32,
-    room: &HashMap<i64, i32>,
-    lease_ms: f64,
-    known: &HashMap<i64, i64>,
-) -> Result<Vec<Claimed>, String> {
-    let (room_ids, room_vals): (Vec<i64>, Vec<i32>) = room.iter().map(|(k, v)| (*k, *v)).unzip();
-    let (known_ids, known_vers): (Vec<i64>, Vec<i64>) = known.iter().map(|(k, v)| (*k, *v)).unzip();
-    Spi::connect_mut(|client| {
-        let rows = client.update(
-            "WITH subs AS (
+const CLAIM_SQL: &str = "WITH subs AS (
                  SELECT s.id, coalesce(r.room, $2) AS room,
                         (extract(epoch FROM s.updated_at) * 1000000)::int8 AS version
                    FROM unleash_webhook._subscriptions s
@@ -134,7 +160,86 @@ pub fn claim(
                JOIN unleash_webhook._subscriptions s ON s.id = upd.subscription_id
                LEFT JOIN unnest($6::int8[], $7::int8[]) AS k(sub, version)
                       ON k.sub = upd.subscription_id
-              ORDER BY upd.id",
+              ORDER BY upd.id";
+
+const RECORD_SQL: &str = "WITH r AS (
+                 SELECT * FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::float8[],
+                                      $5::int4[], $6::text[], $7::text[], $8::text[],
+                                      $9::text[], $10::float8[], $11::text[])
+                     AS r(delivery_id, attempt, started_epoch, duration_ms, status_code,
+                          error_class, error, excerpt, new_status, retry_in_ms, body)
+             ), logged AS (
+                 INSERT INTO unleash_webhook._attempts
+                        (delivery_id, attempt, started_at, duration_ms, status_code,
+                         error_class, error, response_excerpt)
+                 SELECT delivery_id, attempt, to_timestamp(started_epoch), duration_ms,
+                        status_code, error_class, error, excerpt
+                   FROM r
+                 ON CONFLICT DO NOTHING
+             )
+             UPDATE unleash_webhook._deliveries d
+                SET status = r.new_status,
+                    next_attempt_at = CASE WHEN r.new_status = 'pending'
+                                           THEN now() + r.retry_in_ms * interval '1 millisecond'
+                                           ELSE d.next_attempt_at END,
+                    delivered_at = CASE WHEN r.new_status = 'delivered' THEN clock_timestamp()
+                                        ELSE d.delivered_at END,
+                    finished_at = CASE WHEN r.new_status = 'pending' THEN NULL
+                                       ELSE clock_timestamp() END,
+                    lease_until = NULL,
+                    last_status_code = r.status_code,
+                    last_error = r.error,
+                    request_body = coalesce(d.request_body, r.body)
+               FROM r
+              WHERE d.id = r.delivery_id AND d.status = 'sending'";
+
+/// Does the extension exist in this database (it may be created after the worker starts)?
+pub fn extension_installed() -> Result<bool, String> {
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'unleash_webhook')",
+    )
+    .map(|v| v.unwrap_or(false))
+    .map_err(err)
+}
+
+/// The installation id that prefixes every webhook-id.
+pub fn installation_id() -> Result<String, String> {
+    Spi::get_one::<String>("SELECT replace(id::text, '-', '') FROM unleash_webhook._installation")
+        .map_err(err)?
+        .ok_or_else(|| "unleash_webhook._installation is empty".to_string())
+}
+
+/// After a restart, whatever a previous worker had claimed is due again (at-least-once).
+pub fn recover_claimed() -> Result<u64, String> {
+    Spi::connect_mut(|client| {
+        let t = client.update(
+            "UPDATE unleash_webhook._deliveries SET status = 'pending', lease_until = NULL
+              WHERE status = 'sending'",
+            None,
+            &[],
+        )?;
+        Ok::<u64, pgrx::spi::Error>(t.len() as u64)
+    })
+    .map_err(err)
+}
+
+/// Claims due deliveries: per subscription at most `room[sub]` (or `default_room` for one not
+/// in the map), `limit` in all, skipping rows another transaction holds. `known` lists the
+/// subscription versions (updated_at in microseconds) the caller has cached.
+pub fn claim(
+    plans: &mut Plans,
+    limit: i64,
+    default_room: i32,
+    room: &HashMap<i64, i32>,
+    lease_ms: f64,
+    known: &HashMap<i64, i64>,
+) -> Result<Vec<Claimed>, String> {
+    let (room_ids, room_vals): (Vec<i64>, Vec<i32>) = room.iter().map(|(k, v)| (*k, *v)).unzip();
+    let (known_ids, known_vers): (Vec<i64>, Vec<i64>) = known.iter().map(|(k, v)| (*k, *v)).unzip();
+    Spi::connect_mut(|client| {
+        let stmt = plans.claim_statement(client)?;
+        let rows = client.update(
+            stmt,
             None,
             &[
                 limit.into(),
@@ -242,7 +347,7 @@ fn read_events_with(
 
 /// Writes the attempts and the deliveries' new states in one statement. A delivery that is no
 /// longer 'sending' (dropped subscription: 'cancelled') keeps its state; its attempt is logged.
-pub fn record(outcomes: &[Outcome]) -> Result<(), String> {
+pub fn record(plans: &mut Plans, outcomes: &[Outcome]) -> Result<(), String> {
     if outcomes.is_empty() {
         return Ok(());
     }
@@ -258,37 +363,9 @@ pub fn record(outcomes: &[Outcome]) -> Result<(), String> {
     let retry: Vec<f64> = outcomes.iter().map(|o| o.retry_in_ms).collect();
     let bodies: Vec<Option<String>> = outcomes.iter().map(|o| o.body.clone()).collect();
     Spi::connect_mut(|client| {
+        let stmt = plans.record_statement(client)?;
         client.update(
-            "WITH r AS (
-                 SELECT * FROM unnest($1::int8[], $2::int4[], $3::float8[], $4::float8[],
-                                      $5::int4[], $6::text[], $7::text[], $8::text[],
-                                      $9::text[], $10::float8[], $11::text[])
-                     AS r(delivery_id, attempt, started_epoch, duration_ms, status_code,
-                          error_class, error, excerpt, new_status, retry_in_ms, body)
-             ), logged AS (
-                 INSERT INTO unleash_webhook._attempts
-                        (delivery_id, attempt, started_at, duration_ms, status_code,
-                         error_class, error, response_excerpt)
-                 SELECT delivery_id, attempt, to_timestamp(started_epoch), duration_ms,
-                        status_code, error_class, error, excerpt
-                   FROM r
-                 ON CONFLICT DO NOTHING
-             )
-             UPDATE unleash_webhook._deliveries d
-                SET status = r.new_status,
-                    next_attempt_at = CASE WHEN r.new_status = 'pending'
-                                           THEN now() + r.retry_in_ms * interval '1 millisecond'
-                                           ELSE d.next_attempt_at END,
-                    delivered_at = CASE WHEN r.new_status = 'delivered' THEN clock_timestamp()
-                                        ELSE d.delivered_at END,
-                    finished_at = CASE WHEN r.new_status = 'pending' THEN NULL
-                                       ELSE clock_timestamp() END,
-                    lease_until = NULL,
-                    last_status_code = r.status_code,
-                    last_error = r.error,
-                    request_body = coalesce(d.request_body, r.body)
-               FROM r
-              WHERE d.id = r.delivery_id AND d.status = 'sending'",
+            stmt,
             None,
             &[
                 ids.into(),

@@ -221,6 +221,7 @@ struct Worker {
     ready: bool,
     /// Whether the start-up recovery of a predecessor's claims has run.
     recovered: bool,
+    plans: queue::Plans,
     installation: Arc<str>,
     subs: HashMap<i64, CachedSub>,
     in_flight_per_sub: HashMap<i64, i32>,
@@ -279,6 +280,7 @@ impl Worker {
             wait_set,
             ready: false,
             recovered: false,
+            plans: queue::Plans::default(),
             installation: Arc::from(""),
             subs: HashMap::new(),
             in_flight_per_sub: HashMap::new(),
@@ -455,13 +457,15 @@ impl Worker {
     }
 
     fn write_outcomes(&mut self, outcomes: &[Outcome]) {
+        let plans = &mut self.plans;
         if let Err(e) = txn("unleash_webhook: recording results", || {
-            queue::record(outcomes)
+            queue::record(plans, outcomes)
         }) {
             // The rows stay 'sending' with a lease; they are sent again when it expires or the
             // worker restarts. Losing the record of an attempt is allowed, losing a delivery not.
             log!("{NAME}: could not record {} results: {e}", outcomes.len());
             self.ready = false;
+            self.plans.reset();
         }
     }
 
@@ -538,12 +542,13 @@ impl Worker {
         // that died or stalled.
         let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
         let limit = i64::try_from(free).unwrap_or(i64::MAX);
+        let plans = &mut self.plans;
         let result = txn("unleash_webhook: recording and claiming", || {
-            queue::record(&outcomes)?;
+            queue::record(plans, &outcomes)?;
             if limit == 0 {
                 return Ok((Vec::new(), HashMap::new()));
             }
-            let claimed = queue::claim(limit, per_sub, &room, lease_ms, &known)?;
+            let claimed = queue::claim(plans, limit, per_sub, &room, lease_ms, &known)?;
             let mut by_table: HashMap<pg_sys::Oid, Vec<i64>> = HashMap::new();
             for c in &claimed {
                 by_table.entry(c.event_table).or_default().push(c.event_id);
@@ -566,6 +571,8 @@ impl Worker {
                     outcomes.len()
                 );
                 self.ready = false;
+                // A DROP or ALTER EXTENSION may have invalidated the kept plans.
+                self.plans.reset();
                 return false;
             }
         };

@@ -33,6 +33,10 @@ cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
 echo "== installing the extension into the system PostgreSQL"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 
+echo "== benchmark smoke run (seconds, debug build; the full run is bash tests/bench/run.sh)"
+cargo build --release --quiet --manifest-path tests/bench/sink/Cargo.toml
+"$VENV/bin/python" tests/bench/bench.py --quick --sink "$CARGO_TARGET_DIR/release/uw-bench-sink"
+
 echo "== end-to-end (real clusters, real HTTP)"
 cd tests/e2e
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"

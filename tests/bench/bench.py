@@ -19,7 +19,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
-from conftest import make_unleash_cluster  # noqa: E402
+from conftest import SHARED, make_unleash_cluster  # noqa: E402
 
 
 def pct(values, p):
@@ -96,10 +96,66 @@ def throughput(conn, sink, n, subs, batch=200):
     return total, end - start, inserted - start, ok
 
 
+def isolation(conn, sink, n, rate):
+    """One subscription's endpoint hangs until the timeout; five healthy ones: their latency."""
+    conn.execute("SELECT unleash_webhook.create_subscription('iso-hang', %s, ARRAY['iso'])",
+                 (f"http://127.0.0.1:{sink.port}/hang",))
+    for i in range(5):
+        conn.execute("SELECT unleash_webhook.create_subscription(%s, %s, ARRAY['iso'])",
+                     (f"iso-{i}", f"http://127.0.0.1:{sink.port}/iso{i}"))
+    sink.get("/reset")
+    committed = {}
+    next_at = time.time()
+    for _ in range(n):
+        now = time.time()
+        if now < next_at:
+            time.sleep(next_at - now)
+        next_at += 1.0 / rate
+        (eid,) = conn.execute("INSERT INTO events (type, created_by) VALUES ('iso', 'bench') "
+                              "RETURNING id").fetchone()
+        committed[eid] = time.time()
+    wait_count(sink, n * 5, 30)
+    lines = sink.get("/dump").splitlines()
+    lat = []
+    for line in lines:
+        i, t = line.split()
+        if int(i) in committed:
+            lat.append((int(t) / 1e9 - committed[int(i)]) * 1000)
+    for name in ["iso-hang"] + [f"iso-{i}" for i in range(5)]:
+        conn.execute("SELECT unleash_webhook.drop_subscription(%s)", (name,))
+    return lat
+
+
+def capture(cluster, seconds, clients, rows_per_statement, with_trigger):
+    """INSERTs per second into events (our trigger, 10 subscriptions) or a plain copy."""
+    import threading
+    table = "events" if with_trigger else "plain.events"
+    values = ",".join(["('feature-created', 'bench', 'default', 'production', 'f', "
+                       "'{\"name\": \"f\"}')"] * rows_per_statement)
+    counts = [0] * clients
+    stop = time.time() + seconds
+
+    def run(k):
+        with cluster.connect() as c:
+            while time.time() < stop:
+                c.execute(f"INSERT INTO {table} (type, created_by, project, environment, "
+                          f"feature_name, data) VALUES {values}")
+                counts[k] += rows_per_statement
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return sum(counts) / seconds
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sink", required=True)
     ap.add_argument("--quick", action="store_true", help="a few seconds: the CI smoke run")
+    ap.add_argument("--extra", action="store_true",
+                    help="also the isolation and capture-overhead benchmarks")
     args = ap.parse_args()
     lat_n, rate, thr_n = (100, 100, 2000) if args.quick else (1000, 100, 50000)
 
@@ -132,6 +188,21 @@ def main():
               f"{total / secs:,.0f}/s (inserting took {ins:.2f} s){'' if ok else '  INCOMPLETE'}")
         failed = conn.execute("SELECT count(*) FROM unleash_webhook.deliveries "
                               "WHERE status <> 'delivered'").fetchone()[0]
+        if args.extra:
+            cluster.reload(conn, timeout="10s")
+            lat = isolation(conn, sink, 500, 50)
+            print(f"isolation 1 endpoint hanging, 5 healthy, 500 events at 50/s: healthy "
+                  f"p50 {statistics.median(lat):.2f} ms  p99 {pct(lat, 99):.2f} ms  "
+                  f"max {max(lat):.2f} ms  ({len(lat)} deliveries)")
+            # the same table without our trigger, for the capture overhead
+            cluster.psql_file_sql("CREATE SCHEMA plain; SET search_path = plain; "
+                                  + (SHARED / "unleash" / "events-table.sql").read_text())
+            for rows in (1, 10):
+                plain = capture(cluster, 8, 4, rows, False)
+                ours = capture(cluster, 8, 4, rows, True)
+                print(f"capture   4 clients, {rows:>2}-row INSERTs, 10 subscriptions: "
+                      f"{ours:,.0f} rows/s with the trigger, {plain:,.0f} without: "
+                      f"ratio {ours / plain:.2f}")
         print(f"not delivered at the end: {failed}")
         if failed or lost or not ok:
             sys.exit(1)

@@ -89,6 +89,13 @@ log_min_messages = log
         as_postgres(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-q", "-h", self.dir, "-p",
                      self.port, "-d", dbname, "-f", path])
 
+    def psql_file_sql(self, sql, dbname="unleash"):
+        """Runs SQL text through psql (several statements, as a file would)."""
+        path = self.dir / "script.sql"
+        path.write_text(sql)
+        os.chmod(path, 0o644)
+        self.psql_file(path, dbname)
+
     def log(self):
         return self.logfile.read_text(errors="replace")
 

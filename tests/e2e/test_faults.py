@@ -367,5 +367,23 @@ def test_missing_database_is_waited_for_without_a_restart_loop(sink):
             insert_events(conn, [("t-later", None, None, None)])
             assert len(sink.wait_for("/later", 1)) == 1
         print(f"\nmissing database: {log.count('FATAL')} FATAL, then waited; delivered once it existed")
+        # dropped while the worker serves it: FORCE terminates the worker, which then waits
+        with c.connect("postgres") as conn:
+            conn.execute("DROP DATABASE later WITH (FORCE)")
+            time.sleep(8)
+            fatals_after = c.log().count("FATAL")
+            time.sleep(6)
+            # quiet: no new FATAL while it waits
+            assert c.log().count("FATAL") == fatals_after
+            assert c.log().count("waiting for it to be created") >= 2
+            conn.execute("CREATE DATABASE later")
+        c.psql_file(SHARED / "unleash" / "events-table.sql", dbname="later")
+        with c.connect("later") as conn:
+            conn.execute("CREATE EXTENSION unleash_webhook")
+            assert wait_until(lambda: worker_pid(conn), timeout=30)
+            create(conn, "later2", sink.url("/later2"), ["t-later"])
+            insert_events(conn, [("t-later", None, None, None)])
+            assert len(sink.wait_for("/later2", 1)) == 1
+        print(f"dropped database: {c.log().count('FATAL')} FATAL in all, delivery resumed once it was back")
     finally:
         c.destroy()
