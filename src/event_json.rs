@@ -152,18 +152,7 @@ pub fn event_json(row: &EventRow) -> Result<String, EventError> {
 ///   a JSON string literal including its quotes; pass the body [`event_json`] produced;
 /// - `eventMarkdown` is the given one-line summary.
 pub fn template_view(event: Value, event_json: &str, event_markdown: &str) -> Value {
-    let mut event = event;
-    if let Value::Object(entries) = &mut event {
-        for (k, v) in entries.iter_mut() {
-            let ms = match (k.as_str(), &*v) {
-                ("createdAt", Value::String(s)) => js::parse_iso_date(s),
-                _ => None,
-            };
-            if let Some(ms) = ms {
-                *v = Value::Date(ms);
-            }
-        }
-    }
+    let event = with_created_at_date(event);
     let mut quoted = String::with_capacity(event_json.len() + event_json.len() / 8 + 2);
     js::quote_json_string(event_json, &mut quoted);
     Value::Object(vec![
@@ -176,8 +165,25 @@ pub fn template_view(event: Value, event_json: &str, event_markdown: &str) -> Va
     ])
 }
 
+/// The event as Unleash hands it to Mustache and to its Markdown formatter: `createdAt` is a
+/// JavaScript `Date` there, not the ISO string of the JSON body.
+pub fn with_created_at_date(mut event: Value) -> Value {
+    if let Value::Object(entries) = &mut event {
+        for (k, v) in entries.iter_mut() {
+            let ms = match (k.as_str(), &*v) {
+                ("createdAt", Value::String(s)) => js::parse_iso_date(s),
+                _ => None,
+            };
+            if let Some(ms) = ms {
+                *v = Value::Date(ms);
+            }
+        }
+    }
+    event
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn s(x: &str) -> Option<String> {
@@ -185,7 +191,8 @@ mod tests {
     }
 
     /// The six rows of `sample-events.sql`; `pre_data` as PostgreSQL 15 prints the jsonb.
-    fn sample_rows() -> Vec<EventRow> {
+    /// Shared with the differential template test.
+    pub(crate) fn sample_rows() -> Vec<EventRow> {
         let base = |id: i64, us: i64, ty: &str| EventRow {
             id,
             created_at_us: Some(us),

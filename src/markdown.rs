@@ -28,7 +28,7 @@
 use std::fmt;
 
 use crate::js::{self, Value};
-use crate::template::Template;
+use crate::template::{Template, is_js_space};
 
 /// Stands for `eventMarkdown` while a body template is rendered; Unleash 8.0.3+ renders with
 /// this value and substitutes the Markdown afterwards (see [`substitute_markdown`]).
@@ -267,19 +267,7 @@ fn render(template: &str, view: &Value) -> Result<String, MarkdownError> {
 /// The event as Unleash's formatter sees it: `createdAt` is a `Date` there (only a template
 /// smuggled into `createdBy`/`type` of an unknown event could print it).
 fn view_event(event: &Value) -> Value {
-    let mut event = event.clone();
-    if let Value::Object(entries) = &mut event {
-        for (k, v) in entries.iter_mut() {
-            let ms = match (k.as_str(), &*v) {
-                ("createdAt", Value::String(s)) => js::parse_iso_date(s),
-                _ => None,
-            };
-            if let Some(ms) = ms {
-                *v = Value::Date(ms);
-            }
-        }
-    }
-    event
+    crate::event_json::with_created_at_date(event.clone())
 }
 
 /// The formatter's state: the event and `this.unleashUrl` (link style Markdown, bold `*`).
@@ -704,21 +692,6 @@ fn join(items: &[Value], sep: &str) -> Result<String, MarkdownError> {
 // ---------------------------------------------------------------------------------------------
 // Mustache: rendering without HTML escaping.
 // ---------------------------------------------------------------------------------------------
-
-/// JavaScript's `\s`.
-fn is_js_space(c: char) -> bool {
-    matches!(
-        c,
-        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
-            ..='\u{200a}'
-                | '\u{2028}'
-                | '\u{2029}'
-                | '\u{202f}'
-                | '\u{205f}'
-                | '\u{3000}'
-                | '\u{feff}'
-    )
-}
 
 /// The end of the run of `\s` starting at byte `pos` (`scan(/\s*/)`).
 fn skip_space(s: &str, pos: usize) -> usize {

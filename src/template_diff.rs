@@ -84,72 +84,10 @@ fn s(x: &str) -> Option<String> {
 
 const MARKDOWN: &str = "*admin* created *[spike-flag-1](http://localhost:4242/projects/default/features/spike-flag-1)* in project *[default](http://localhost:4242/projects/default)* — \"quoted\" 'single' <b>tag</b> & a=b `code` ✓ 😀";
 
-/// The six rows of `/work/shared/unleash/sample-events.sql` (`pre_data` as PostgreSQL prints
-/// the jsonb), as `event_json`'s own tests have them.
+/// The six real rows of Unleash's sample events, as `event_json`'s own tests have them.
 fn sample_rows() -> Vec<(String, EventRow)> {
-    let base = |id: i64, us: i64, ty: &str| EventRow {
-        id,
-        created_at_us: Some(us),
-        event_type: ty.to_string(),
-        created_by: "admin".to_string(),
-        data: None,
-        pre_data: None,
-        tags: s("[]"),
-        project: s("default"),
-        environment: None,
-        feature_name: s("spike-flag-1"),
-        created_by_user_id: Some(-42),
-        group_type: s("transaction"),
-        group_id: None,
-    };
-    let rows = vec![
-        EventRow {
-            data: s(
-                r#"{"name":"spike-flag-1","description":"Spike <b>flag</b> & \"quotes\"","type":"release","project":"default","stale":false,"createdAt":"2026-11-26T21:40:42.045Z","impressionData":false,"archived":false}"#,
-            ),
-            group_id: s("01M8CWVDXY4DW93H0SA3HYV1BM"),
-            ..base(14, 1_795_729_242_045_794, "feature-created")
-        },
-        EventRow {
-            environment: s("development"),
-            group_id: s("01M8CWVEHFNZFKSNFHKKBJWREC"),
-            ..base(16, 1_795_729_242_646_461, "feature-environment-enabled")
-        },
-        EventRow {
-            data: s(
-                r#"{"name":"spike-flag-1","description":"patched description","type":"release","project":"default","stale":false,"createdAt":"2026-11-26T21:40:42.045Z","impressionData":false,"archived":false}"#,
-            ),
-            pre_data: s(
-                r#"{"name": "spike-flag-1", "type": "release", "stale": false, "project": "default", "archived": false, "createdAt": "2026-11-26T21:40:42.045Z", "description": "Spike <b>flag</b> & \"quotes\"", "impressionData": false}"#,
-            ),
-            group_id: s("01M8CWVF4YFJ322XT5ZJSW0AX8"),
-            ..base(19, 1_795_729_243_294_231, "feature-metadata-updated")
-        },
-        EventRow {
-            data: s(r#"{"type":"simple","value":"spike"}"#),
-            tags: s(r#"[{"value":"spike","type":"simple"}]"#),
-            group_type: None,
-            group_id: None,
-            ..base(21, 1_795_729_243_615_279, "feature-tagged")
-        },
-        EventRow {
-            data: s(
-                r#"{"id":"01M8CWVEYJ48XKZ4PJCDF8TG79","name":"flexibleRollout","title":null,"disabled":false,"constraints":[],"parameters":{"groupId":"spike-flag-1","rollout":"75","stickiness":"default"},"variants":[],"sortOrder":0,"segments":[]}"#,
-            ),
-            pre_data: s(
-                r#"{"id": "01M8CWVEYJ48XKZ4PJCDF8TG79", "name": "flexibleRollout", "title": null, "disabled": false, "segments": [], "variants": [], "sortOrder": 0, "parameters": {"groupId": "spike-flag-1", "rollout": "50", "stickiness": "default"}, "constraints": []}"#,
-            ),
-            tags: s(r#"[{"value":"spike","type":"simple"}]"#),
-            environment: s("production"),
-            group_id: s("01M8CWVG2Q1WKP9492RDABAREW"),
-            ..base(23, 1_795_729_244_243_842, "feature-strategy-update")
-        },
-        EventRow {
-            group_id: s("01M8CWVMQJMJZPCWATCD40RQXK"),
-            ..base(37, 1_795_729_249_006_025, "feature-archived")
-        },
-    ];
-    rows.into_iter()
+    crate::event_json::tests::sample_rows()
+        .into_iter()
         .map(|r| (format!("sample {} {}", r.id, r.event_type), r))
         .collect()
 }

@@ -4,11 +4,8 @@
 # Unleash events, and shows what was queued and what a local HTTP endpoint received.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash .ci/setup
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/unleash_webhook-target}
-export UNLEASH_SHARED=${UNLEASH_SHARED:-$(cd .. && pwd)/shared}
-VENV=${UW_VENV:-/var/tmp/unleash_webhook-venv}
+source tests/env.sh
 echo "== building and installing unleash_webhook into the system PostgreSQL 15"
-cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config >/dev/null
+cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 cd tests/e2e
 exec "$VENV/bin/python" demo.py

@@ -6,13 +6,7 @@
 #      delivering to real HTTP and HTTPS servers on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash .ci/setup
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/unleash_webhook-target}
-export UNLEASH_SHARED=${UNLEASH_SHARED:-$(cd .. && pwd)/shared}
-VENV=${UW_VENV:-/var/tmp/unleash_webhook-venv}
-# the signing test verifies our signatures with the standardwebhooks package in this venv
-export UW_PYTHON=${UW_PYTHON:-$VENV/bin/python}
-PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+source tests/env.sh
 
 # Postgres refuses to run as root: pgrx's test cluster runs as postgres in a directory it owns.
 # Keep the path short: it becomes the socket directory.
