@@ -150,12 +150,53 @@ def capture(cluster, seconds, clients, rows_per_statement, with_trigger):
     return sum(counts) / seconds
 
 
+def soak(cluster, conn, sink, total, batch=1000):
+    """`total` deliveries to one subscription with retention on: throughput per 100k, table
+    sizes, and the worker's resident memory, as the queue is drained and purged."""
+    cluster.reload(conn, retention="5s")
+    sink.get("/reset")
+    rows = ",".join(["('feature-created', 'bench', 'default', 'production', 'f', "
+                     "'{\"name\": \"f\", \"enabled\": true}')"] * batch)
+    pid = conn.execute("SELECT unleash_webhook.worker_pid()").fetchone()[0]
+    marks, start, inserted = [], time.time(), 0
+    next_mark = 100_000
+    while True:
+        got = sink.count()
+        if inserted < total and inserted - got < 20_000:  # keep a backlog, never a flood
+            conn.execute("INSERT INTO events (type, created_by, project, environment, "
+                         f"feature_name, data) VALUES {rows}")
+            inserted += batch
+            continue
+        if got >= next_mark:
+            sizes = conn.execute(
+                "SELECT pg_total_relation_size('unleash_webhook._deliveries'), "
+                "pg_total_relation_size('unleash_webhook._attempts')").fetchone()
+            with open(f"/proc/{pid}/status") as f:
+                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
+            marks.append((got, time.time(), sizes, rss))
+            next_mark += 100_000
+        if got >= total:
+            break
+        time.sleep(0.05)
+    prev_n, prev_t = 0, start
+    rates = []
+    for n, t, (dsize, asize), rss in marks:
+        rate = (n - prev_n) / (t - prev_t)
+        rates.append(rate)
+        print(f"soak {n:>9,} delivered: {rate:,.0f}/s over the last 100k, _deliveries "
+              f"{dsize / 2**20:.0f} MiB, _attempts {asize / 2**20:.0f} MiB, worker RSS {rss / 1024:.0f} MiB")
+        prev_n, prev_t = n, t
+    print(f"soak last 100k vs first 100k: {rates[-1] / rates[0]:.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sink", required=True)
     ap.add_argument("--quick", action="store_true", help="a few seconds: the CI smoke run")
     ap.add_argument("--extra", action="store_true",
                     help="also the isolation and capture-overhead benchmarks")
+    ap.add_argument("--soak", type=int, default=0, metavar="N",
+                    help="only the soak: N deliveries with retention on (e.g. 1000000)")
     args = ap.parse_args()
     lat_n, rate, thr_n = (100, 100, 2000) if args.quick else (1000, 100, 50000)
 
@@ -165,7 +206,9 @@ def main():
         conn = cluster.connect()
         conn.execute("SELECT unleash_webhook.create_subscription('bench-1', %s, "
                      "ARRAY['feature-created'])", (f"http://127.0.0.1:{sink.port}/hook",))
-        conn.execute("SELECT 1")
+        if args.soak:
+            soak(cluster, conn, sink, args.soak)
+            return
         # warm up: connections, caches
         latency(conn, sink, 20, 200)
 
