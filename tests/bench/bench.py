@@ -171,9 +171,10 @@ def soak(cluster, conn, sink, total, batch=1000):
             sizes = conn.execute(
                 "SELECT pg_total_relation_size('unleash_webhook._deliveries'), "
                 "pg_total_relation_size('unleash_webhook._attempts')").fetchone()
+            # VmRSS counts the shared buffers the worker touched; RssAnon is its own memory
             with open(f"/proc/{pid}/status") as f:
-                rss = next(int(l.split()[1]) for l in f if l.startswith("VmRSS"))
-            marks.append((got, time.time(), sizes, rss))
+                status = {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith("Rss")}
+            marks.append((got, time.time(), sizes, status.get("RssAnon", 0)))
             next_mark += 100_000
         if got >= total:
             break
@@ -184,7 +185,8 @@ def soak(cluster, conn, sink, total, batch=1000):
         rate = (n - prev_n) / (t - prev_t)
         rates.append(rate)
         print(f"soak {n:>9,} delivered: {rate:,.0f}/s over the last 100k, _deliveries "
-              f"{dsize / 2**20:.0f} MiB, _attempts {asize / 2**20:.0f} MiB, worker RSS {rss / 1024:.0f} MiB")
+              f"{dsize / 2**20:.0f} MiB, _attempts {asize / 2**20:.0f} MiB, worker private RSS "
+              f"{rss / 1024:.0f} MiB")
         prev_n, prev_t = n, t
     print(f"soak last 100k vs first 100k: {rates[-1] / rates[0]:.2f}")
 
