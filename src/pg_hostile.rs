@@ -1047,7 +1047,7 @@ fn hx_import_unleash_addons_hostile_rows() {
         ),
     ];
     hx_check_table(&rows);
-    let report = hx_import_report("hx_i.addons", true);
+    let report = import_report("hx_i.addons", true);
     let skipped: Vec<i32> = report
         .iter()
         .filter(|r| r.2 == "skipped")
@@ -1092,33 +1092,9 @@ fn hx_import_unleash_addons_hostile_rows() {
             (970103, 'webhook', true, '{\"url\": \"http://127.0.0.1:9/x\"}', '[\"x\"]', '{', '[]')",
     )
     .unwrap();
-    let report = hx_import_report("hx_i.addons2", false);
+    let report = import_report("hx_i.addons2", false);
     assert_eq!(report.len(), 3, "{report:?}");
     assert!(report.iter().all(|r| r.2 == "skipped"), "{report:?}");
-}
-
-fn hx_import_report(table: &str, disable: bool) -> Vec<(i32, String, String, Option<String>)> {
-    Spi::connect(|client| {
-        let rows = client.select(
-            &format!(
-                "SELECT addon_id, subscription, action, detail
-                   FROM unleash_webhook.import_unleash_addons('{table}', {disable}) ORDER BY addon_id"
-            ),
-            None,
-            &[],
-        )?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push((
-                r.get::<i32>(1)?.unwrap(),
-                r.get::<String>(2)?.unwrap(),
-                r.get::<String>(3)?.unwrap(),
-                r.get::<String>(4)?,
-            ));
-        }
-        Ok::<_, pgrx::spi::Error>(out)
-    })
-    .unwrap()
 }
 
 /// The event types Unleash's Markdown formatter knows, read from markdown.rs's EVENT_MAP.

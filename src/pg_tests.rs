@@ -319,12 +319,13 @@ fn event_types_lists_the_33_ui_types() {
     Spi::run("SELECT unleash_webhook.create_subscription('et1-a', 'http://h/', ARRAY['segment-created', 'api-token-created'])").unwrap();
 }
 
-fn import_report(schema: &str, disable: bool) -> Vec<(i32, String, String, Option<String>)> {
+/// import_unleash_addons' report for the addons table `table`, ordered by addon id.
+fn import_report(table: &str, disable: bool) -> Vec<(i32, String, String, Option<String>)> {
     Spi::connect(|client| {
         let rows = client.select(
             &format!(
                 "SELECT addon_id, subscription, action, detail
-                   FROM unleash_webhook.import_unleash_addons('{schema}.addons', {disable})
+                   FROM unleash_webhook.import_unleash_addons('{table}', {disable})
                   ORDER BY addon_id"
             ),
             None,
@@ -358,7 +359,7 @@ fn import_unleash_addons_is_idempotent_and_reports_bad_rows() {
         (5, 'webhook', 'disabled, one-char template and headers', false, '{"url": "http://hooks.example.com/e", "bodyTemplate": "x", "customHeaders": " "}', '["feature-stale-on"]', '["*"]', '[]')"#,
     )
     .unwrap();
-    let first = import_report("imp1", false);
+    let first = import_report("imp1.addons", false);
     let actions: Vec<(i32, &str)> = first.iter().map(|r| (r.0, r.2.as_str())).collect();
     assert_eq!(actions, vec![(1, "created"), (2, "skipped"), (3, "skipped"), (5, "created")]);
     assert!(first[1].3.as_deref().unwrap().contains("customHeaders"), "{first:?}");
@@ -380,17 +381,17 @@ fn import_unleash_addons_is_idempotent_and_reports_bad_rows() {
     }
     assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-5' AND NOT enabled AND body_template IS NULL AND header_names = '{}'"), 1);
     // twice: nothing changes
-    let second = import_report("imp1", false);
+    let second = import_report("imp1.addons", false);
     assert!(second.iter().filter(|r| r.2 != "skipped").all(|r| r.2 == "unchanged"), "{second:?}");
     // a changed addon updates its subscription
     Spi::run(r#"UPDATE imp1.addons SET parameters = '{"url": "https://hooks.example.com/a2"}' WHERE id = 1"#).unwrap();
-    let third = import_report("imp1", true);
+    let third = import_report("imp1.addons", true);
     assert_eq!(third[0].2, "updated");
     assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND url = 'https://hooks.example.com/a2' AND NOT has_authorization AND body_template IS NULL AND enabled"), 1);
     // disable_source turned the imported addons off in Unleash, but not the subscriptions
     assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 1 AND NOT enabled"), 1);
     assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 2 AND enabled"), 1);
-    let fourth = import_report("imp1", false);
+    let fourth = import_report("imp1.addons", false);
     assert_eq!(fourth[0].2, "unchanged", "{fourth:?}");
     assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND enabled"), 1);
 }
