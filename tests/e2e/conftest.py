@@ -39,14 +39,15 @@ def as_postgres(args, **kw):
 class Cluster:
     """A throwaway cluster in /tmp, listening on a unix socket in its own directory."""
 
-    def __init__(self, preload=True, conf=""):
+    def __init__(self, preload=True, conf="", pgbin=PGBIN):
+        self.pgbin = pathlib.Path(pgbin)
         self.dir = pathlib.Path(tempfile.mkdtemp(prefix="uw-", dir="/tmp"))
         pg = pwd.getpwnam("postgres")
         os.chown(self.dir, pg.pw_uid, pg.pw_gid)
         self.data = self.dir / "data"
         self.logfile = self.dir / "server.log"
         self.port = free_port()
-        as_postgres([PGBIN / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres",
+        as_postgres([self.pgbin / "initdb", "-D", self.data, "-A", "trust", "-U", "postgres",
                      "--no-sync", "-E", "UTF8", "--locale=C"])
         settings = f"""
 port = {self.port}
@@ -65,10 +66,10 @@ log_min_messages = log
         self.start()
 
     def start(self):
-        as_postgres([PGBIN / "pg_ctl", "-D", self.data, "-l", self.logfile, "-w", "start"])
+        as_postgres([self.pgbin / "pg_ctl", "-D", self.data, "-l", self.logfile, "-w", "start"])
 
     def stop(self, mode="fast"):
-        subprocess.run(["runuser", "-u", "postgres", "--", PGBIN / "pg_ctl", "-D", self.data,
+        subprocess.run(["runuser", "-u", "postgres", "--", self.pgbin / "pg_ctl", "-D", self.data,
                         "-m", mode, "-w", "stop"], capture_output=True)
 
     def connect(self, dbname="unleash", **kw):
@@ -86,7 +87,7 @@ log_min_messages = log
                 time.sleep(0.1)
 
     def psql_file(self, path, dbname="unleash"):
-        as_postgres(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-q", "-h", self.dir, "-p",
+        as_postgres([self.pgbin / "psql", "-X", "-v", "ON_ERROR_STOP=1", "-q", "-h", self.dir, "-p",
                      self.port, "-d", dbname, "-f", path])
 
     def psql_file_sql(self, sql, dbname="unleash"):
@@ -108,6 +109,44 @@ log_min_messages = log
     def destroy(self):
         self.stop("immediate")
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class PrivatePostgres:
+    """A copy of the system PostgreSQL 15 (binaries, libraries, share) in a temporary directory.
+
+    PostgreSQL finds its library and share directories relative to its own binary, so a cluster
+    started from this copy loads extensions from here: a test can install another version of the
+    extension into it (overlay) without touching the system installation other tests use."""
+
+    def __init__(self):
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="uw-pg-", dir="/tmp"))
+        os.chmod(self.root, 0o755)
+        lib = pathlib.Path("/usr/lib/postgresql/15")
+        share = pathlib.Path("/usr/share/postgresql/15")
+        shutil.copytree(lib, self.root / "usr/lib/postgresql/15", symlinks=True,
+                        ignore=shutil.ignore_patterns("bitcode", "unleash_webhook*"))
+        shutil.copytree(share, self.root / "usr/share/postgresql/15", symlinks=True,
+                        ignore=shutil.ignore_patterns("man", "unleash_webhook*"))
+        self.bin = self.root / "usr/lib/postgresql/15/bin"
+
+    def overlay(self, package_root):
+        """Installs a package tree (usr/...) over this copy, as `dpkg -i` would: every file
+        replaced by a rename, and files of the previous version that the new one lacks removed."""
+        ext = self.root / "usr/share/postgresql/15/extension"
+        for old in ext.glob("unleash_webhook*"):
+            old.unlink()
+        src_root = pathlib.Path(package_root) / "usr"
+        for src in src_root.rglob("*"):
+            if src.is_file() and "/doc/" not in str(src):
+                dst = self.root / "usr" / src.relative_to(src_root)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                tmp = dst.with_name(dst.name + ".new")
+                shutil.copy2(src, tmp)
+                os.chmod(tmp, 0o755 if dst.suffix == ".so" else 0o644)
+                os.replace(tmp, dst)
+
+    def destroy(self):
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def make_unleash_cluster(**kw):

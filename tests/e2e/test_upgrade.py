@@ -1,50 +1,127 @@
-"""ALTER EXTENSION ... UPDATE with deliveries pending: the released 0.1.0 (its install script,
-frozen in sql/) upgraded in place to the current version, losing nothing."""
+"""Upgrading as an operator does: the previous release, built from its git tag, runs with
+deliveries pending; the new package is installed over it, PostgreSQL restarts, and
+ALTER EXTENSION ... UPDATE runs while the new worker delivers. Nothing is lost."""
 
+import os
+import pathlib
 import shutil
 import subprocess
+import tempfile
 import time
 
-from conftest import ROOT, SHARED, Cluster, insert_events, wait_until, worker_pid
+import pytest
+
+from conftest import ROOT, SHARED, Cluster, PrivatePostgres, insert_events, wait_until, worker_pid
 from sink import Reply
 from test_delivery import create, deliveries
 
+# The last release before this version, and the commit its tag points at: a clone made without
+# tags still has the commit, so the release can be rebuilt from it exactly.
+PREVIOUS = "0.1.0"
+PREVIOUS_TAG = "v0.1.0"
+PREVIOUS_COMMIT = "15873927aa65cecbf8a43e2e1d358a3c4bec6d95"
 
-def test_update_from_0_1_0_with_pending_deliveries(sink):
-    sharedir = subprocess.run(["/usr/lib/postgresql/15/bin/pg_config", "--sharedir"],
-                              capture_output=True, text=True, check=True).stdout.strip()
-    shutil.copy(ROOT / "sql" / "unleash_webhook--0.1.0.sql", f"{sharedir}/extension/")
-    c = Cluster()
+
+def git_has(ref):
+    return subprocess.run(["git", "-C", ROOT, "rev-parse", "--verify", "-q", f"{ref}^{{commit}}"],
+                          capture_output=True).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def previous_release():
+    """The package tree (usr/...) of the previous release: $UW_PREVIOUS_RELEASE if tests/run.sh
+    built it already, else built here from the tag (a debug build, about a minute)."""
+    if os.environ.get("UW_PREVIOUS_RELEASE"):
+        return pathlib.Path(os.environ["UW_PREVIOUS_RELEASE"])
+    ref = PREVIOUS_TAG if git_has(PREVIOUS_TAG) else PREVIOUS_COMMIT
+    assert git_has(ref), f"neither {PREVIOUS_TAG} nor {PREVIOUS_COMMIT} is in this clone"
+    deb = subprocess.run(["bash", ROOT / ".ci/package", "--debug", ref], check=True,
+                         capture_output=True, text=True).stdout.strip()
+    return pathlib.Path(deb).with_suffix(".root")
+
+
+@pytest.fixture(scope="module")
+def current_release():
+    """This version as installed into the system PostgreSQL (what every other test runs)."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="uw-current-"))
+    lib = root / "usr/lib/postgresql/15/lib"
+    ext = root / "usr/share/postgresql/15/extension"
+    lib.mkdir(parents=True)
+    ext.mkdir(parents=True)
+    shutil.copy2("/usr/lib/postgresql/15/lib/unleash_webhook.so", lib)
+    for f in pathlib.Path("/usr/share/postgresql/15/extension").glob("unleash_webhook*"):
+        shutil.copy2(f, ext)
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+def extversion(conn):
+    return conn.execute("SELECT extversion FROM pg_extension "
+                        "WHERE extname = 'unleash_webhook'").fetchone()[0]
+
+
+def test_previous_release_is_built_from_its_tag(previous_release):
+    """The rebuilt release is the released one: its install script is byte-identical to the
+    copy frozen in sql/ when it was tagged."""
+    built = previous_release / f"usr/share/postgresql/15/extension/unleash_webhook--{PREVIOUS}.sql"
+    assert built.read_bytes() == (ROOT / "sql" / f"unleash_webhook--{PREVIOUS}.sql").read_bytes()
+
+
+def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_release,
+                                                               current_release):
+    pg = PrivatePostgres()
+    pg.overlay(previous_release)
+    c = Cluster(pgbin=pg.bin)
     try:
         with c.connect("postgres") as conn:
             conn.execute("CREATE DATABASE unleash")
         c.psql_file(SHARED / "unleash" / "events-table.sql")
         conn = c.connect()
-        conn.execute("CREATE EXTENSION unleash_webhook VERSION '0.1.0'")
+        conn.execute("CREATE EXTENSION unleash_webhook")
+        assert extversion(conn) == PREVIOUS
         assert wait_until(lambda: worker_pid(conn), timeout=30)
-        # slow endpoint, one request at a time: most deliveries are still pending at UPDATE
+        # A slow endpoint served one request at a time: most deliveries are still queued when
+        # the server stops for the upgrade.
         conn.execute("ALTER SYSTEM SET unleash_webhook.max_concurrency_per_subscription = 1")
         conn.execute("SELECT pg_reload_conf()")
         sink.script("/upgrade", Reply(200, delay=0.2))
+        sink.script("/upgrade-template", Reply(200))
         create(conn, "upgrade", sink.url("/upgrade"), ["t-upgrade"])
+        create(conn, "upgrade-template", sink.url("/upgrade-template"), ["t-upgrade"],
+               body_template='{"event": "{{event.type}}", "id": {{event.id}}}')
         insert_events(conn, [("t-upgrade", None, None, None)] * 20)
         time.sleep(0.5)
         pending = sum(1 for d in deliveries(conn, "upgrade") if d[2] in ("pending", "sending"))
         assert pending > 10
+        conn.close()
+
+        # install the new package over the old one and restart, as apt would
+        c.stop("fast")
+        pg.overlay(current_release)
+        c.start()
+        conn = c.wait_connect()
+        assert wait_until(lambda: worker_pid(conn), timeout=30)
         log_before = len(c.log())
-        conn.execute("ALTER EXTENSION unleash_webhook UPDATE")
-        version = conn.execute("SELECT extversion FROM pg_extension "
-                               "WHERE extname = 'unleash_webhook'").fetchone()[0]
-        assert version != "0.1.0"
+        # the new library serves the old schema until the UPDATE...
         insert_events(conn, [("t-upgrade", None, None, None)] * 5)
-        assert wait_until(lambda: [d[2] for d in deliveries(conn, "upgrade")] == ["delivered"] * 25,
-                          timeout=60)
+        conn.execute("ALTER EXTENSION unleash_webhook UPDATE")
+        version = extversion(conn)
+        assert version != PREVIOUS
+        # ...and the new schema after it, without a restart
+        insert_events(conn, [("t-upgrade", None, None, None)] * 5)
+        for name in ("upgrade", "upgrade-template"):
+            assert wait_until(lambda: [d[2] for d in deliveries(conn, name)] == ["delivered"] * 30,
+                              timeout=60), deliveries(conn, name)
         got = sink.on("/upgrade")
-        assert len({r.header("webhook-id") for r in got}) == 25
+        assert len({r.header("webhook-id") for r in got}) == 30
+        bodies = {r.body for r in sink.on("/upgrade-template")}
+        assert len(bodies) == 30 and all(b.startswith(b'{"event": "t-upgrade", "id": ')
+                                         for b in bodies)
         log = c.log()[log_before:]
         # the worker went on through the update: no exit, no restart
         assert "exited with exit code" not in log, log
-        print(f"\nupgrade 0.1.0 -> {version} with {pending} deliveries pending: 25 delivered, "
-              f"{len(got) - 25} duplicates, 0 lost")
+        print(f"\nupgrade {PREVIOUS} (built from git) -> {version} with {pending} deliveries "
+              f"pending at restart: 30 delivered, {len(got) - 30} duplicates, 0 lost")
     finally:
         c.destroy()
+        pg.destroy()
