@@ -58,11 +58,12 @@
 //! prevented. A target allowed by host name (or `*`) is not looked up, so
 //! hosts that only the proxy can resolve work when they are allowlisted.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::{self, Read};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rustls_pki_types::CertificateDer;
@@ -384,9 +385,7 @@ impl Client {
             .build();
 
         let policy = Arc::new(cfg.destination_policy.clone());
-        let resolver = PolicyResolver {
-            policy: policy.clone(),
-        };
+        let resolver = PolicyResolver::new(policy.clone());
         Ok(Client {
             agent: ureq::Agent::with_parts(config, DefaultConnector::default(), resolver),
             policy,
@@ -687,9 +686,32 @@ fn resolve_checked(
 
 /// The agent's resolver: the addresses it returns are the only ones the
 /// connector tries, so checking them here is what defeats DNS rebinding.
+///
+/// ureq resolves before it looks for a kept-alive connection, on every
+/// request, and with a resolve timeout set it does each lookup on a new
+/// thread: at thousands of requests a second that thread spawn was the
+/// largest single cost in the worker's profile. So checked answers are kept
+/// for [`RESOLVE_CACHE_TTL`]: still only checked addresses are returned, and
+/// a DNS change is seen within that time (a kept-alive connection is reused
+/// whatever DNS says, as before).
 #[derive(Debug)]
 struct PolicyResolver {
     policy: Arc<DestinationPolicy>,
+    cache: Mutex<HashMap<(String, u16), (Instant, ResolvedSocketAddrs)>>,
+}
+
+/// How long a checked DNS answer is reused.
+const RESOLVE_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Endpoints are few; the cache is emptied rather than grown past this.
+const RESOLVE_CACHE_MAX: usize = 1024;
+
+impl PolicyResolver {
+    fn new(policy: Arc<DestinationPolicy>) -> PolicyResolver {
+        PolicyResolver {
+            policy,
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 impl Resolver for PolicyResolver {
@@ -705,7 +727,31 @@ impl Resolver for PolicyResolver {
         if config.proxy().is_some_and(|p| p.uri() == uri) {
             return DefaultResolver::default().resolve(uri, config, timeout);
         }
-        resolve_checked(&self.policy, uri, config, timeout)
+        let key = (
+            uri.host().unwrap_or("").to_ascii_lowercase(),
+            uri.port_u16()
+                .unwrap_or(if uri.scheme_str() == Some("https") {
+                    443
+                } else {
+                    80
+                }),
+        );
+        let now = Instant::now();
+        if let Ok(cache) = self.cache.lock()
+            && let Some((at, addrs)) = cache.get(&key)
+            && now.duration_since(*at) < RESOLVE_CACHE_TTL
+        {
+            return Ok(addrs.clone());
+        }
+        // Failures and refusals are not kept: the next request looks again.
+        let addrs = resolve_checked(&self.policy, uri, config, timeout)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= RESOLVE_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(key, (now, addrs.clone()));
+        }
+        Ok(addrs)
     }
 }
 
@@ -2387,16 +2433,20 @@ mod tests {
     fn resolver_returns_only_checked_addresses() {
         let config = ureq::config::Config::default();
         let uri: Uri = "http://127.0.0.1:8080/x".parse().unwrap();
-        let allowing = PolicyResolver {
-            policy: Arc::new(policy("127.0.0.1")),
-        };
+        let allowing = PolicyResolver::new(Arc::new(policy("127.0.0.1")));
         let addrs = allowing.resolve(&uri, &config, no_timeout()).unwrap();
         let got: Vec<SocketAddr> = addrs.iter().copied().collect();
         assert_eq!(got, ["127.0.0.1:8080".parse::<SocketAddr>().unwrap()]);
+        // kept for the next request to that host and port, so no lookup thread per request
+        assert_eq!(allowing.cache.lock().unwrap().len(), 1);
+        let again = allowing.resolve(&uri, &config, no_timeout()).unwrap();
+        assert_eq!(again.iter().copied().collect::<Vec<_>>(), got);
+        let other: Uri = "http://127.0.0.1:8081/x".parse().unwrap();
+        let addrs = allowing.resolve(&other, &config, no_timeout()).unwrap();
+        assert_eq!(addrs[0].port(), 8081);
+        assert_eq!(allowing.cache.lock().unwrap().len(), 2);
 
-        let refusing = PolicyResolver {
-            policy: Arc::new(DestinationPolicy::default()),
-        };
+        let refusing = PolicyResolver::new(Arc::new(DestinationPolicy::default()));
         for url in ["http://127.0.0.1:8080/x", "http://localhost:1/"] {
             let uri: Uri = url.parse().unwrap();
             let err = refusing
@@ -2406,6 +2456,8 @@ mod tests {
             assert_eq!(class, ErrorClass::Policy, "{msg}");
             assert!(msg.contains("loopback"), "{msg}");
         }
+        // a refusal is not kept: nothing cached, the next request is checked again
+        assert!(refusing.cache.lock().unwrap().is_empty());
 
         // The configured proxy's own address is trusted; nothing else is.
         let proxied = ureq::Agent::config_builder()
