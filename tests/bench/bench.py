@@ -231,8 +231,18 @@ def main():
         total, secs, ins, ok = throughput(conn, sink, n10, 10)
         print(f"throughput 10 subscriptions: {total} deliveries in {secs:.2f} s = "
               f"{total / secs:,.0f}/s (inserting took {ins:.2f} s){'' if ok else '  INCOMPLETE'}")
+        # the endpoint has every request; the worker records the last results a moment later
+        deadline = time.time() + 10
+        while time.time() < deadline and conn.execute(
+                "SELECT count(*) FROM unleash_webhook.deliveries "
+                "WHERE status IN ('pending', 'sending')").fetchone()[0]:
+            time.sleep(0.01)
         failed = conn.execute("SELECT count(*) FROM unleash_webhook.deliveries "
                               "WHERE status <> 'delivered'").fetchone()[0]
+        for row in conn.execute("SELECT status, last_status_code, last_error, count(*) "
+                                "FROM unleash_webhook.deliveries WHERE status <> 'delivered' "
+                                "GROUP BY 1, 2, 3").fetchall():
+            print(f"not delivered: {row}")
         if args.extra:
             cluster.reload(conn, timeout="10s")
             lat = isolation(conn, sink, 500, 50)

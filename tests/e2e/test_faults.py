@@ -120,7 +120,7 @@ def test_failover_to_a_promoted_standby(own_cluster, sink):
     as_postgres([PGBIN / "pg_basebackup", "-D", standby_dir, "-R", "-h", primary.dir,
                  "-p", primary.port, "-U", "postgres", "-X", "stream"])
     standby = Cluster.__new__(Cluster)
-    standby.dir, standby.data = primary.dir, standby_dir
+    standby.dir, standby.data, standby.pgbin = primary.dir, standby_dir, primary.pgbin
     standby.logfile = primary.dir / "standby.log"
     standby.port = free_port()
     with open(standby_dir / "postgresql.auto.conf", "a") as f:
