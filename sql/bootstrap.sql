@@ -76,6 +76,22 @@ CREATE INDEX _deliveries_event ON unleash_webhook._deliveries (event_id);
 CREATE INDEX _deliveries_finished ON unleash_webhook._deliveries (finished_at)
     WHERE finished_at IS NOT NULL;
 
+-- What the capture trigger queued and the worker has not yet turned into deliveries: one row
+-- per INSERT statement on events, listing its (event, subscription) pairs. Written in the
+-- event's transaction (logged, so a crash loses nothing); the worker deletes a row in the same
+-- transaction that inserts its deliveries (_flush_inbox), a moment after the commit. No index:
+-- the trigger's insert stays cheap, and the worker takes whatever is there.
+CREATE TABLE unleash_webhook._inbox (
+    event_table oid NOT NULL,
+    event_ids   int8[] NOT NULL,     -- event_ids[i] goes to sub_ids[i]
+    sub_ids     int8[] NOT NULL,
+    event_types text[] NOT NULL,
+    queued_at   timestamptz NOT NULL
+);
+-- Rows live for milliseconds: vacuum often, so the worker's scan stays a few pages long.
+ALTER TABLE unleash_webhook._inbox SET (autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0);
+
 -- Every HTTP attempt, one row each, written by the worker after the attempt ends.
 CREATE TABLE unleash_webhook._attempts (
     delivery_id      bigint NOT NULL,
@@ -91,12 +107,13 @@ CREATE TABLE unleash_webhook._attempts (
 
 -- Secrets live in _subscriptions: nobody but the extension's owner reads the private tables.
 REVOKE ALL ON unleash_webhook._installation, unleash_webhook._subscriptions,
-    unleash_webhook._deliveries, unleash_webhook._attempts FROM PUBLIC;
+    unleash_webhook._deliveries, unleash_webhook._attempts, unleash_webhook._inbox FROM PUBLIC;
 
 -- pg_dump keeps the user data of an extension only for tables marked like this.
 SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._deliveries', '');
 SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._attempts', '');
+SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._inbox', '');
 
 CREATE VIEW unleash_webhook.subscriptions AS
 SELECT s.id,
@@ -188,6 +205,11 @@ WITH c AS (
                FILTER (WHERE d.delivered_at > now() - interval '1 hour') AS p95_ms
       FROM unleash_webhook._deliveries d
      GROUP BY d.subscription_id
+), q AS (
+    -- captured, not yet taken from the inbox by the worker: pending too
+    SELECT p.sub AS subscription_id, count(*) AS queued, min(i.queued_at) AS oldest
+      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.sub_ids) AS p(sub)
+     GROUP BY p.sub
 ), f AS (
     SELECT DISTINCT ON (d.subscription_id) d.subscription_id, d.finished_at,
            coalesce(d.last_error, 'HTTP ' || d.last_status_code) AS reason
@@ -198,11 +220,11 @@ WITH c AS (
 SELECT s.id,
        s.name AS subscription,
        s.enabled,
-       coalesce(c.pending, 0) AS pending,
+       coalesce(c.pending, 0) + coalesce(q.queued, 0) AS pending,
        coalesce(c.delivered, 0) AS delivered,
        coalesce(c.failed, 0) AS failed,
        coalesce(c.retried, 0) AS retried,
-       c.oldest_pending_at,
+       least(c.oldest_pending_at, q.oldest) AS oldest_pending_at,
        c.last_success_at,
        f.finished_at AS last_failure_at,
        f.reason AS last_failure_reason,
@@ -210,6 +232,7 @@ SELECT s.id,
        c.p95_ms AS latency_p95_ms_1h
 FROM unleash_webhook._subscriptions s
 LEFT JOIN c ON c.subscription_id = s.id
+LEFT JOIN q ON q.subscription_id = s.id
 LEFT JOIN f ON f.subscription_id = s.id
 WHERE s.dropped_at IS NULL;
 

@@ -260,6 +260,8 @@ DECLARE
     sub_id bigint := unleash_webhook._subscription_id(name);
     cancelled bigint;
 BEGIN
+    -- What was captured for it is cancelled like the rest of its queue.
+    PERFORM unleash_webhook._flush_inbox();
     -- The secrets go with the subscription; the name and URL stay for the history.
     UPDATE unleash_webhook._subscriptions
        SET dropped_at = now(), enabled = false, "authorization" = NULL, headers = '{}',
@@ -530,33 +532,42 @@ BEGIN
 END;
 $$;
 
--- The capture trigger: one statement-level call per INSERT into events, however many rows it
--- has (Unleash writes a transaction's events in one multi-row INSERT). It joins the new rows
--- with the live subscriptions using Unleash's own matching rules, so a subscription change
--- applies to the very next event. SECURITY DEFINER: Unleash's role needs no privilege on ours.
-CREATE FUNCTION unleash_webhook._capture() RETURNS trigger
+-- The capture trigger, unleash_webhook._capture(), is written in Rust (src/capture.rs): it
+-- writes one _inbox row per INSERT statement. This turns inbox rows into deliveries, oldest
+-- capture first; the worker calls it at the start of each turn (at most max_rows rows), and
+-- drop_subscription() calls it (all rows) so that nothing captured escapes the cancellation.
+-- Pairs of a subscription dropped in the meantime become 'cancelled' deliveries.
+CREATE FUNCTION unleash_webhook._flush_inbox(max_rows integer DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql
-SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    queued bigint;
+    taken bigint;
 BEGIN
-    INSERT INTO unleash_webhook._deliveries (subscription_id, event_table, event_id, event_type)
-    SELECT s.id, TG_RELID, e.id, e.type
-      FROM unleash_webhook_new_events e
-      JOIN unleash_webhook._subscriptions s
-        ON s.enabled
-       AND unleash_webhook._matches(e.type, e.project, e.environment,
-                                    s.event_types, s.projects, s.environments)
-     ORDER BY e.id, s.id;
-    GET DIAGNOSTICS queued = ROW_COUNT;
-    IF queued > 0 THEN
-        PERFORM unleash_webhook._wake_at_commit();
-    END IF;
-    RETURN NULL;
+    WITH batch AS (
+        DELETE FROM unleash_webhook._inbox i
+         WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
+        RETURNING i.event_table, i.event_ids, i.sub_ids, i.event_types, i.queued_at
+    ), queued AS (
+        INSERT INTO unleash_webhook._deliveries
+               (subscription_id, event_table, event_id, event_type, status, created_at,
+                next_attempt_at, finished_at, last_error)
+        SELECT p.sub, b.event_table, p.ev, p.typ,
+               CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
+               b.queued_at, b.queued_at,
+               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
+               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
+          FROM batch b
+         CROSS JOIN LATERAL unnest(b.event_ids, b.sub_ids, b.event_types) AS p(ev, sub, typ)
+          JOIN unleash_webhook._subscriptions s ON s.id = p.sub
+         ORDER BY b.queued_at, p.ev, p.sub
+    )
+    SELECT count(*) INTO taken FROM batch;
+    RETURN taken;
 END;
 $$;
+REVOKE ALL ON FUNCTION unleash_webhook._flush_inbox(integer) FROM PUBLIC;
+
 -- Only the trigger calls it.
 REVOKE ALL ON FUNCTION unleash_webhook._capture() FROM PUBLIC;
 

@@ -7,3 +7,127 @@
 -- The queue is vacuumed after 2% of it changed, at full speed (see bootstrap.sql).
 ALTER TABLE unleash_webhook._deliveries SET (autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_cost_delay = 0);
+
+-- The capture trigger writes one _inbox row per INSERT statement (see bootstrap.sql and
+-- src/capture.rs); the worker turns inbox rows into deliveries.
+CREATE TABLE unleash_webhook._inbox (
+    event_table oid NOT NULL,
+    event_ids   int8[] NOT NULL,     -- event_ids[i] goes to sub_ids[i]
+    sub_ids     int8[] NOT NULL,
+    event_types text[] NOT NULL,
+    queued_at   timestamptz NOT NULL
+);
+-- Rows live for milliseconds: vacuum often, so the worker's scan stays a few pages long.
+ALTER TABLE unleash_webhook._inbox SET (autovacuum_vacuum_scale_factor = 0,
+    autovacuum_vacuum_threshold = 2000, autovacuum_vacuum_cost_delay = 0);
+REVOKE ALL ON unleash_webhook._inbox FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('unleash_webhook._inbox', '');
+
+CREATE FUNCTION unleash_webhook._flush_inbox(max_rows integer DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    taken bigint;
+BEGIN
+    WITH batch AS (
+        DELETE FROM unleash_webhook._inbox i
+         WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
+        RETURNING i.event_table, i.event_ids, i.sub_ids, i.event_types, i.queued_at
+    ), queued AS (
+        INSERT INTO unleash_webhook._deliveries
+               (subscription_id, event_table, event_id, event_type, status, created_at,
+                next_attempt_at, finished_at, last_error)
+        SELECT p.sub, b.event_table, p.ev, p.typ,
+               CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
+               b.queued_at, b.queued_at,
+               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
+               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
+          FROM batch b
+         CROSS JOIN LATERAL unnest(b.event_ids, b.sub_ids, b.event_types) AS p(ev, sub, typ)
+          JOIN unleash_webhook._subscriptions s ON s.id = p.sub
+         ORDER BY b.queued_at, p.ev, p.sub
+    )
+    SELECT count(*) INTO taken FROM batch;
+    RETURN taken;
+END;
+$$;
+REVOKE ALL ON FUNCTION unleash_webhook._flush_inbox(integer) FROM PUBLIC;
+
+-- The trigger function keeps its OID (the triggers on events stay attached) and becomes the
+-- Rust one. Until this runs, the 0.1.0 plpgsql function queues deliveries directly.
+CREATE OR REPLACE FUNCTION unleash_webhook._capture() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', '_capture_wrapper';
+REVOKE ALL ON FUNCTION unleash_webhook._capture() FROM PUBLIC;
+
+-- Flushes the inbox before cancelling.
+CREATE OR REPLACE FUNCTION unleash_webhook.drop_subscription(name text) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub_id bigint := unleash_webhook._subscription_id(name);
+    cancelled bigint;
+BEGIN
+    -- What was captured for it is cancelled like the rest of its queue.
+    PERFORM unleash_webhook._flush_inbox();
+    -- The secrets go with the subscription; the name and URL stay for the history.
+    UPDATE unleash_webhook._subscriptions
+       SET dropped_at = now(), enabled = false, "authorization" = NULL, headers = '{}',
+           signing_secrets = '{}', updated_at = now()
+     WHERE id = sub_id;
+    UPDATE unleash_webhook._deliveries
+       SET status = 'cancelled', finished_at = now(), last_error = 'subscription dropped'
+     WHERE subscription_id = sub_id AND status IN ('pending', 'sending');
+    GET DIAGNOSTICS cancelled = ROW_COUNT;
+    RETURN cancelled;
+END;
+$$;
+
+-- Pending counts what is still in the inbox too.
+CREATE OR REPLACE VIEW unleash_webhook.subscription_stats AS
+WITH c AS (
+    -- one pass over the deliveries, whatever the number of subscriptions
+    SELECT d.subscription_id,
+           count(*) FILTER (WHERE d.status IN ('pending', 'sending')) AS pending,
+           count(*) FILTER (WHERE d.status = 'delivered') AS delivered,
+           count(*) FILTER (WHERE d.status = 'failed') AS failed,
+           count(*) FILTER (WHERE d.attempts > 1) AS retried,
+           min(d.created_at) FILTER (WHERE d.status IN ('pending', 'sending')) AS oldest_pending_at,
+           max(d.delivered_at) AS last_success_at,
+           percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at) * 1000)
+               FILTER (WHERE d.delivered_at > now() - interval '1 hour') AS p50_ms,
+           percentile_cont(0.95) WITHIN GROUP (ORDER BY extract(epoch FROM d.delivered_at - d.created_at) * 1000)
+               FILTER (WHERE d.delivered_at > now() - interval '1 hour') AS p95_ms
+      FROM unleash_webhook._deliveries d
+     GROUP BY d.subscription_id
+), q AS (
+    -- captured, not yet taken from the inbox by the worker: pending too
+    SELECT p.sub AS subscription_id, count(*) AS queued, min(i.queued_at) AS oldest
+      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.sub_ids) AS p(sub)
+     GROUP BY p.sub
+), f AS (
+    SELECT DISTINCT ON (d.subscription_id) d.subscription_id, d.finished_at,
+           coalesce(d.last_error, 'HTTP ' || d.last_status_code) AS reason
+      FROM unleash_webhook._deliveries d
+     WHERE d.status = 'failed'
+     ORDER BY d.subscription_id, d.finished_at DESC NULLS LAST
+)
+SELECT s.id,
+       s.name AS subscription,
+       s.enabled,
+       coalesce(c.pending, 0) + coalesce(q.queued, 0) AS pending,
+       coalesce(c.delivered, 0) AS delivered,
+       coalesce(c.failed, 0) AS failed,
+       coalesce(c.retried, 0) AS retried,
+       least(c.oldest_pending_at, q.oldest) AS oldest_pending_at,
+       c.last_success_at,
+       f.finished_at AS last_failure_at,
+       f.reason AS last_failure_reason,
+       c.p50_ms AS latency_p50_ms_1h,
+       c.p95_ms AS latency_p95_ms_1h
+FROM unleash_webhook._subscriptions s
+LEFT JOIN c ON c.subscription_id = s.id
+LEFT JOIN q ON q.subscription_id = s.id
+LEFT JOIN f ON f.subscription_id = s.id
+WHERE s.dropped_at IS NULL;

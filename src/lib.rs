@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 
 // The SQL edge (pgrx).
 mod api;
+mod capture;
 mod gucs;
 mod queue;
 mod wake;
@@ -22,6 +23,7 @@ mod fuzz;
 mod http;
 mod js;
 mod markdown;
+mod matching;
 mod pool;
 mod request;
 mod signing;

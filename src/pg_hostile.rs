@@ -30,6 +30,8 @@ fn hx_state() -> String {
                FROM unleash_webhook._deliveries),
             (SELECT count(*) || ':' || md5(coalesce(string_agg(ctid::text, ',' ORDER BY ctid), ''))
                FROM unleash_webhook._attempts),
+            (SELECT count(*) || ':' || md5(coalesce(string_agg(ctid::text, ',' ORDER BY ctid), ''))
+               FROM unleash_webhook._inbox),
             (SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgname = 'unleash_webhook_capture'),
             (SELECT count(*) FROM pg_catalog.pg_class))",
     )

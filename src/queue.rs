@@ -64,6 +64,7 @@ pub struct Plans {
     record: Option<OwnedPreparedStatement>,
     /// The events SELECT, per events table.
     events: HashMap<pg_sys::Oid, OwnedPreparedStatement>,
+    flush: Option<OwnedPreparedStatement>,
 }
 
 impl Plans {
@@ -72,6 +73,7 @@ impl Plans {
         self.claim = None;
         self.record = None;
         self.events.clear();
+        self.flush = None;
     }
 
     fn claim_statement(&mut self, client: &SpiClient<'_>) -> SpiResult<&OwnedPreparedStatement> {
@@ -201,6 +203,37 @@ const RECORD_SQL: &str = "WITH r AS (
                 -- due-index (measured 1.7 ms a call) instead of fetching the ids from the
                 -- primary key; d.id = ANY ($1) names those ids where the plan can use them.
                 AND d.status = $12";
+
+/// Does the schema have the inbox (0.2.0 on)? A new library may serve an older schema between
+/// the restart and ALTER EXTENSION ... UPDATE; the older capture trigger queues deliveries
+/// directly, and there is nothing to flush.
+pub fn has_inbox() -> Result<bool, String> {
+    Spi::get_one::<bool>(
+        "SELECT to_regprocedure('unleash_webhook._flush_inbox(integer)') IS NOT NULL",
+    )
+    .map(|v| v.unwrap_or(false))
+    .map_err(err)
+}
+
+/// Turns up to `max_rows` inbox rows (statements captured) into deliveries; returns how many
+/// rows it took.
+pub fn flush_inbox(plans: &mut Plans, max_rows: i32) -> Result<i64, String> {
+    Spi::connect_mut(|client| {
+        let stmt = match plans.flush.take() {
+            Some(kept) => kept,
+            None => client
+                .prepare_mut(
+                    "SELECT unleash_webhook._flush_inbox($1)",
+                    &oids(&[PgBuiltInOids::INT4OID]),
+                )?
+                .keep(),
+        };
+        let stmt = plans.flush.insert(stmt);
+        let rows = client.update(&*stmt, None, &[max_rows.into()])?;
+        rows.first().get_one::<i64>().map(Option::unwrap_or_default)
+    })
+    .map_err(err)
+}
 
 /// Does the extension exist in this database (it may be created after the worker starts)?
 pub fn extension_installed() -> Result<bool, String> {

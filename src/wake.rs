@@ -14,7 +14,7 @@ use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgAtomic};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering};
 
 /// What backends need to find the worker.
 #[derive(Default)]
@@ -23,6 +23,9 @@ pub struct WorkerSlot {
     procno: AtomicI32,
     /// The worker's pid (0 when none), for `worker_pid()` and logs.
     pid: AtomicI32,
+    /// The OID of the database the worker serves (0 when none). A commit in another database
+    /// (the extension may be created in several) has nothing for it: no wake, no wasted turn.
+    database: AtomicU32,
     /// Set by committing transactions that queued something; cleared by the worker before it
     /// drains, so a commit that lands during a drain makes it loop again at once.
     pending: AtomicBool,
@@ -69,6 +72,7 @@ pub fn init() {
         SLOT = WorkerSlot {
             procno: AtomicI32::new(-1),
             pid: AtomicI32::new(0),
+            database: AtomicU32::new(0),
             pending: AtomicBool::new(false),
             stats: WorkerStats::default(),
             connecting: AtomicBool::new(false),
@@ -88,8 +92,15 @@ fn slot() -> Option<&'static WorkerSlot> {
 }
 
 /// Marks the current transaction as having queued deliveries; the worker is woken at COMMIT.
+/// For the plpgsql API (redeliver, replay); the capture trigger calls
+/// [`queued_in_transaction`] directly.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _wake_at_commit() {
+    queued_in_transaction();
+}
+
+/// Marks the current transaction as having queued something; the worker is woken at COMMIT.
+pub fn queued_in_transaction() {
     if slot().is_none() {
         if !WARNED_NOT_PRELOADED.replace(true) {
             warning!(
@@ -127,6 +138,11 @@ unsafe extern "C-unwind" fn on_xact_event(
 /// Sets the worker's latch if a worker runs. Safe to call from any backend.
 pub fn wake_worker() {
     let Some(slot) = slot() else { return };
+    // SAFETY: MyDatabaseId is set once a backend connects and never changes afterwards.
+    let here = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    if slot.database.load(Ordering::Acquire) != here {
+        return;
+    }
     // Only the first commit since the worker last looked needs to set the latch.
     if slot.pending.swap(true, Ordering::AcqRel) {
         return;
@@ -172,6 +188,9 @@ pub fn publish_worker() {
     stats.started_at_us.store(now_us, Ordering::Relaxed);
     stats.last_activity_us.store(now_us, Ordering::Relaxed);
     slot.pid.store(pid, Ordering::Release);
+    // SAFETY: the worker is connected to its database when it publishes itself.
+    let database = unsafe { pg_sys::MyDatabaseId }.to_u32();
+    slot.database.store(database, Ordering::Release);
     slot.procno.store(procno, Ordering::Release);
 }
 
@@ -197,6 +216,7 @@ pub fn withdraw_worker() {
     let Some(slot) = slot() else { return };
     slot.procno.store(-1, Ordering::Release);
     slot.pid.store(0, Ordering::Release);
+    slot.database.store(0, Ordering::Release);
 }
 
 /// Clears the pending flag; returns whether a commit had set it since the last call.

@@ -33,6 +33,8 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Finished deliveries deleted per purge transaction.
 const PURGE_BATCH: i64 = 1_000;
+/// Inbox rows (captured INSERT statements) turned into deliveries per turn; more loops again.
+const FLUSH_BATCH: i32 = 1_000;
 
 /// Registers the worker. `_PG_init`, preload branch only.
 pub fn init() {
@@ -80,6 +82,10 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     // turn was 40% of the worker's SQL time (0.16 ms per claim, pg_stat_statements).
     set_session_option("enable_seqscan", "off");
     set_session_option("plan_cache_mode", "force_generic_plan");
+    // Disabled paths still cost 1e10 in the estimate, over every JIT threshold: a scan of the
+    // (index-less, few-page) inbox was JIT-compiled on every turn, 120 ms each. The worker's
+    // statements touch a few rows; JIT never pays off for them.
+    set_session_option("jit", "off");
     wake::publish_worker();
     let settings = gucs::worker_settings();
     log!(
@@ -237,6 +243,11 @@ struct Worker {
     next_retry: Option<Instant>,
     last_error: Option<String>,
     last_purge: Option<Instant>,
+    /// A commit queued something (or the poll interval passed): take the inbox this turn.
+    flush_due: bool,
+    last_flush: Option<Instant>,
+    /// Whether the schema has the inbox; None until looked up (again after an error).
+    has_inbox: Option<bool>,
 }
 
 impl Worker {
@@ -294,6 +305,9 @@ impl Worker {
             next_retry: None,
             last_error: None,
             last_purge: None,
+            flush_due: true,
+            last_flush: None,
+            has_inbox: None,
         })
     }
 
@@ -311,7 +325,11 @@ impl Worker {
                 continue;
             }
             // Clear the commit flag before looking, so a commit after this point loops again.
-            let _ = wake::take_pending();
+            let committed = wake::take_pending();
+            let poll_due = self
+                .last_flush
+                .is_none_or(|at| at.elapsed() >= self.settings.poll_interval);
+            self.flush_due |= committed || poll_due;
             let more = self.cycle();
             let more_to_purge = self.purge_old();
             if more || more_to_purge {
@@ -533,7 +551,7 @@ impl Worker {
             .settings
             .max_concurrency
             .saturating_sub(self.pool.in_flight());
-        if free == 0 && outcomes.is_empty() {
+        if free == 0 && outcomes.is_empty() && !self.flush_due {
             return false;
         }
         let per_sub =
@@ -549,8 +567,24 @@ impl Worker {
         let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
         let limit = i64::try_from(free).unwrap_or(i64::MAX);
         let plans = &mut self.plans;
+        let flush = self.flush_due;
+        let known_inbox = self.has_inbox;
+        let mut flushed = None;
+        let mut inbox = known_inbox;
         let result = txn("unleash_webhook: recording and claiming", || {
             queue::record(plans, &outcomes)?;
+            if flush {
+                let exists = match known_inbox {
+                    Some(known) => known,
+                    None => queue::has_inbox()?,
+                };
+                inbox = Some(exists);
+                flushed = Some(if exists {
+                    queue::flush_inbox(plans, FLUSH_BATCH)?
+                } else {
+                    0
+                });
+            }
             if limit == 0 {
                 return Ok((Vec::new(), HashMap::new()));
             }
@@ -579,9 +613,21 @@ impl Worker {
                 self.ready = false;
                 // A DROP or ALTER EXTENSION may have invalidated the kept plans.
                 self.plans.reset();
+                self.has_inbox = None;
                 return false;
             }
         };
+        self.has_inbox = inbox;
+        // An older schema has no inbox: look again next time, since ALTER EXTENSION UPDATE may
+        // add it at any moment (this costs a lookup per flush only in that window).
+        if self.has_inbox == Some(false) {
+            self.has_inbox = None;
+        }
+        let more_inbox = flushed.is_some_and(|n| n >= i64::from(FLUSH_BATCH));
+        if flushed.is_some() {
+            self.flush_due = more_inbox;
+            self.last_flush = Some(Instant::now());
+        }
         let count = claimed.len();
         for c in claimed {
             // One event usually goes to several subscriptions: look it up, do not take it.
@@ -597,7 +643,7 @@ impl Worker {
                 .last_activity_us
                 .store(unix_micros(), Ordering::Relaxed);
         }
-        free > 0 && count >= free
+        more_inbox || (free > 0 && count >= free)
     }
 
     /// Deletes finished deliveries past the retention, at most once a second and in batches

@@ -272,7 +272,7 @@ def test_monitoring_role_of_the_operations_guide_is_enough(mixed):
         db.execute(block)
     with psycopg.connect(host=str(mixed.dir), port=mixed.port, user=role, dbname="unleash",
                          autocommit=True) as conn:
-        for private in ("_subscriptions", "_deliveries", "_attempts"):
+        for private in ("_subscriptions", "_deliveries", "_attempts", "_inbox"):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 conn.execute(f"SELECT 1 FROM unleash_webhook.{private} LIMIT 1")
         with pytest.raises(psycopg.errors.InsufficientPrivilege):

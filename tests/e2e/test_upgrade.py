@@ -55,6 +55,41 @@ def current_release():
     shutil.rmtree(root, ignore_errors=True)
 
 
+# Everything CREATE EXTENSION makes in our schema, in a form that compares across databases:
+# an upgraded installation must be the same as a fresh one.
+SCHEMA_FINGERPRINT = """
+SELECT 'function ' || p.oid::regprocedure::text || ' ' || md5(pg_get_functiondef(p.oid))
+       || ' acl ' || coalesce(p.proacl::text, '-')
+       || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-')
+  FROM pg_proc p WHERE p.pronamespace = 'unleash_webhook'::regnamespace
+UNION ALL
+SELECT 'relation ' || c.relname || ' ' || c.relkind::text || ' options ' || coalesce(c.reloptions::text, '-')
+       || ' acl ' || coalesce(c.relacl::text, '-')
+       || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+       || CASE WHEN c.relkind = 'v' THEN ' view ' || md5(pg_get_viewdef(c.oid)) ELSE '' END
+  FROM pg_class c WHERE c.relnamespace = 'unleash_webhook'::regnamespace
+UNION ALL
+SELECT 'column ' || c.relname || ' ' || a.attnum || ' ' || a.attname || ' '
+       || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull || ' '
+       || coalesce(pg_get_expr(d.adbin, d.adrelid), '-') || ' ' || a.attidentity::text
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+  LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+ WHERE c.relnamespace = 'unleash_webhook'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+UNION ALL
+SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+  FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+ WHERE c.relnamespace = 'unleash_webhook'::regnamespace
+UNION ALL
+SELECT 'constraint ' || c.relname || ' ' || pg_get_constraintdef(k.oid)
+  FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+ WHERE c.relnamespace = 'unleash_webhook'::regnamespace
+UNION ALL
+SELECT 'dumped ' || x.extconfig::regclass[]::text || ' ' || x.extcondition::text
+  FROM pg_extension x WHERE x.extname = 'unleash_webhook'
+ORDER BY 1
+"""
+
+
 def extversion(conn):
     return conn.execute("SELECT extversion FROM pg_extension "
                         "WHERE extname = 'unleash_webhook'").fetchone()[0]
@@ -120,6 +155,16 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         log = c.log()[log_before:]
         # the worker went on through the update: no exit, no restart
         assert "exited with exit code" not in log, log
+        # and the updated schema is exactly what a fresh install of this version makes
+        conn.execute("CREATE DATABASE fresh")
+        with c.connect("fresh") as fresh:
+            fresh.execute("CREATE EXTENSION unleash_webhook")
+            want = [r[0] for r in fresh.execute(SCHEMA_FINGERPRINT).fetchall()]
+        got_schema = [r[0] for r in conn.execute(SCHEMA_FINGERPRINT).fetchall()]
+        missing = sorted(set(want) - set(got_schema))
+        extra = sorted(set(got_schema) - set(want))
+        assert (missing, extra) == ([], []), f"fresh only: {missing}\nupgraded only: {extra}"
+        assert len(want) > 50
         print(f"\nupgrade {PREVIOUS} (built from git) -> {version} with {pending} deliveries "
               f"pending at restart: 30 delivered, {len(got) - 30} duplicates, 0 lost")
     finally:
