@@ -547,20 +547,21 @@ BEGIN
     WITH batch AS (
         DELETE FROM unleash_webhook._inbox i
          WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
-        RETURNING i.event_table, i.event_ids, i.sub_ids, i.event_types, i.queued_at
+        RETURNING i.event_table, i.event_ids, i.event_types, i.pair_events, i.pair_subs,
+                  i.queued_at
     ), queued AS (
         INSERT INTO unleash_webhook._deliveries
                (subscription_id, event_table, event_id, event_type, status, created_at,
                 next_attempt_at, finished_at, last_error)
-        SELECT p.sub, b.event_table, p.ev, p.typ,
+        SELECT p.sub, b.event_table, b.event_ids[p.ev], b.event_types[p.ev],
                CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
                b.queued_at, b.queued_at,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
           FROM batch b
-         CROSS JOIN LATERAL unnest(b.event_ids, b.sub_ids, b.event_types) AS p(ev, sub, typ)
+         CROSS JOIN LATERAL unnest(b.pair_events, b.pair_subs) AS p(ev, sub)
           JOIN unleash_webhook._subscriptions s ON s.id = p.sub
-         ORDER BY b.queued_at, p.ev, p.sub
+         ORDER BY b.queued_at, b.event_ids[p.ev], p.sub
     )
     SELECT count(*) INTO taken FROM batch;
     RETURN taken;

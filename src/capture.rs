@@ -16,7 +16,9 @@ use crate::matching::Filter;
 use crate::wake;
 use pgrx::prelude::*;
 use pgrx::{FromDatum, IntoDatum};
+use std::cell::RefCell;
 use std::ffi::CStr;
+use std::rc::Rc;
 
 #[pg_trigger]
 fn _capture<'a>(
@@ -60,9 +62,12 @@ unsafe fn capture(td: &pg_sys::TriggerData) {
             error!("unleash_webhook: the events table has no id or type column");
         };
 
+        // The events that match anything, and the pairs as (index into those, subscription):
+        // each event's type is stored once, however many subscriptions it goes to.
         let mut event_ids: Vec<i64> = Vec::new();
-        let mut sub_ids: Vec<i64> = Vec::new();
         let mut types: Vec<String> = Vec::new();
+        let mut pair_events: Vec<i32> = Vec::new();
+        let mut pair_subs: Vec<i64> = Vec::new();
         // The transition table may be read by other triggers too: read it through a read
         // pointer of our own, from the start, as the executor's scans of it do.
         let reader = pg_sys::tuplestore_alloc_read_pointer(store, pg_sys::EXEC_FLAG_REWIND as i32);
@@ -82,16 +87,21 @@ unsafe fn capture(td: &pg_sys::TriggerData) {
             let event_type = text_at(slot, type_col);
             let project = project_col.and_then(|c| text_at(slot, c));
             let environment = env_col.and_then(|c| text_at(slot, c));
-            for s in &subscriptions {
+            let first_pair = pair_subs.len();
+            for s in subscriptions.iter() {
                 if s.filter.matches(
                     event_type.as_deref(),
                     project.as_deref(),
                     environment.as_deref(),
                 ) {
-                    event_ids.push(id);
-                    sub_ids.push(s.id);
-                    types.push(event_type.clone().unwrap_or_default());
+                    // 1-based, as SQL arrays are
+                    pair_events.push(event_ids.len() as i32 + 1);
+                    pair_subs.push(s.id);
                 }
+            }
+            if pair_subs.len() > first_pair {
+                event_ids.push(id);
+                types.push(event_type.unwrap_or_default());
             }
         }
         pg_sys::ExecDropSingleTupleTableSlot(slot);
@@ -99,7 +109,14 @@ unsafe fn capture(td: &pg_sys::TriggerData) {
         if event_ids.is_empty() {
             return;
         }
-        insert_inbox(schema, (*rel).rd_id, event_ids, sub_ids, types);
+        insert_inbox(
+            schema,
+            (*rel).rd_id,
+            event_ids,
+            types,
+            pair_events,
+            pair_subs,
+        );
     }
     wake::queued_in_transaction();
 }
@@ -157,13 +174,77 @@ unsafe fn text_at(slot: *mut pg_sys::TupleTableSlot, col: i32) -> Option<String>
     }
 }
 
-/// The enabled subscriptions, read with the statement's snapshot by a plain heap scan: the
-/// table has a handful of rows, and a scan costs less than planning a query.
-unsafe fn enabled_subscriptions(schema: pg_sys::Oid) -> Vec<Subscription> {
-    let mut out = Vec::new();
+/// Identifies one version of one `_subscriptions` row: a row version never changes (an UPDATE
+/// writes a new one with a new xmin), so equal keys mean equal contents.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct RowVersion {
+    table: u32,
+    block: u32,
+    offset: u16,
+    xmin: u32,
+}
+
+thread_local! {
+    /// The parsed subscriptions of the last scan and the row versions they came from. Turning
+    /// each statement's rows into Rust values again was most of the trigger's own work.
+    static CACHE: RefCell<(Vec<RowVersion>, Rc<Vec<Subscription>>)> = RefCell::default();
+}
+
+/// The enabled subscriptions, as the statement's snapshot sees them. A plain heap scan: the
+/// table has a handful of rows, and a scan costs less than planning a query. The visible row
+/// versions are compared with the last scan's; only when they differ are the rows parsed again.
+unsafe fn enabled_subscriptions(schema: pg_sys::Oid) -> Rc<Vec<Subscription>> {
     unsafe {
         let oid = our_table(schema, c"_subscriptions");
         let rel = pg_sys::table_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
+            | pg_sys::ScanOptions::SO_ALLOW_STRAT
+            | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE;
+        let scan = pg_sys::heap_beginscan(
+            rel,
+            pg_sys::GetActiveSnapshot(),
+            0,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            flags,
+        );
+        let mut versions = Vec::new();
+        loop {
+            let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+            if tuple.is_null() {
+                break;
+            }
+            let tid = (*tuple).t_self;
+            versions.push(RowVersion {
+                table: oid.to_u32(),
+                block: (u32::from(tid.ip_blkid.bi_hi) << 16) | u32::from(tid.ip_blkid.bi_lo),
+                offset: tid.ip_posid,
+                xmin: (*(*tuple).t_data).t_choice.t_heap.t_xmin.into(),
+            });
+        }
+        let cached = CACHE.with_borrow(|(seen, subs)| (*seen == versions).then(|| subs.clone()));
+        let subs = match cached {
+            Some(subs) => subs,
+            None => {
+                pg_sys::heap_rescan(scan, std::ptr::null_mut(), false, false, false, false);
+                let subs = Rc::new(parse_subscriptions(rel, scan));
+                CACHE.set((versions, subs.clone()));
+                subs
+            }
+        };
+        pg_sys::heap_endscan(scan);
+        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
+        subs
+    }
+}
+
+/// Reads the enabled subscriptions' filters from a (rescanned) scan of `_subscriptions`.
+unsafe fn parse_subscriptions(
+    rel: pg_sys::Relation,
+    scan: pg_sys::TableScanDesc,
+) -> Vec<Subscription> {
+    let mut out = Vec::new();
+    unsafe {
         let desc = (*rel).rd_att;
         let natts = (*desc).natts as usize;
         let cols = [
@@ -182,20 +263,8 @@ unsafe fn enabled_subscriptions(schema: pg_sys::Oid) -> Vec<Subscription> {
             Some(envs),
         ] = cols
         else {
-            pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
             error!("unleash_webhook: _subscriptions lacks a column the capture trigger reads");
         };
-        let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
-            | pg_sys::ScanOptions::SO_ALLOW_STRAT
-            | pg_sys::ScanOptions::SO_ALLOW_PAGEMODE;
-        let scan = pg_sys::heap_beginscan(
-            rel,
-            pg_sys::GetActiveSnapshot(),
-            0,
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-            flags,
-        );
         let mut values = vec![pg_sys::Datum::from(0usize); natts];
         let mut nulls = vec![true; natts];
         loop {
@@ -222,8 +291,6 @@ unsafe fn enabled_subscriptions(schema: pg_sys::Oid) -> Vec<Subscription> {
                 },
             });
         }
-        pg_sys::heap_endscan(scan);
-        pg_sys::table_close(rel, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
     }
     out
 }
@@ -234,8 +301,9 @@ unsafe fn insert_inbox(
     schema: pg_sys::Oid,
     events_table: pg_sys::Oid,
     event_ids: Vec<i64>,
-    sub_ids: Vec<i64>,
     types: Vec<String>,
+    pair_events: Vec<i32>,
+    pair_subs: Vec<i64>,
 ) {
     unsafe {
         let oid = our_table(schema, c"_inbox");
@@ -244,8 +312,9 @@ unsafe fn insert_inbox(
         let expected = [
             c"event_table",
             c"event_ids",
-            c"sub_ids",
             c"event_types",
+            c"pair_events",
+            c"pair_subs",
             c"queued_at",
         ];
         if (*desc).natts as usize != expected.len()
@@ -259,14 +328,15 @@ unsafe fn insert_inbox(
         let mut values = [
             events_table.into_datum(),
             event_ids.into_datum(),
-            sub_ids.into_datum(),
             types.into_datum(),
+            pair_events.into_datum(),
+            pair_subs.into_datum(),
             Some(pg_sys::Datum::from(
                 pg_sys::GetCurrentTransactionStartTimestamp(),
             )),
         ]
         .map(|d| d.unwrap_or(pg_sys::Datum::from(0usize)));
-        let mut nulls = [false; 5];
+        let mut nulls = [false; 6];
         let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
         pg_sys::simple_heap_insert(rel, tuple);
         // The lock is kept to the end of the transaction, as the executor would.
