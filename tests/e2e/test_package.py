@@ -14,7 +14,7 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, SHARED, Cluster, insert_events, wait_until, worker_pid
+from conftest import ROOT, insert_events, make_unleash_cluster, wait_until
 from test_delivery import create, deliveries
 
 PACKAGE = "postgresql-15-unleash-webhook"
@@ -77,16 +77,11 @@ def test_deb_installs_delivers_and_removes_cleanly(deb, sink, system_files_resto
         assert f"/usr/share/postgresql/15/extension/{script.name}" in owned, script.name
     assert f"/usr/share/doc/{PACKAGE}/queries.yaml" in owned
 
-    c = Cluster()
+    c = make_unleash_cluster()
     try:
-        with c.connect("postgres") as conn:
-            conn.execute("CREATE DATABASE unleash")
-        c.psql_file(SHARED / "unleash" / "events-table.sql")
         conn = c.connect()
-        conn.execute("CREATE EXTENSION unleash_webhook")
         assert conn.execute("SELECT extversion FROM pg_extension WHERE extname = "
                             "'unleash_webhook'").fetchone()[0] == version
-        assert wait_until(lambda: worker_pid(conn), timeout=30)
         create(conn, "from-deb", sink.url("/from-deb"), ["feature-created"])
         [event_id] = insert_events(conn, [("feature-created", "default", None, "from-deb")])
         assert wait_until(lambda: [d[2] for d in deliveries(conn, "from-deb")] == ["delivered"],

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import ROOT, SHARED, Cluster, PrivatePostgres, insert_events, wait_until, worker_pid
+from conftest import (ROOT, PrivatePostgres, insert_events, make_unleash_cluster, wait_until,
+                      worker_pid)
 from sink import Reply
 from test_delivery import create, deliveries
 
@@ -106,15 +107,10 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
                                                                current_release):
     pg = PrivatePostgres()
     pg.overlay(previous_release)
-    c = Cluster(pgbin=pg.bin)
+    c = make_unleash_cluster(pgbin=pg.bin)
     try:
-        with c.connect("postgres") as conn:
-            conn.execute("CREATE DATABASE unleash")
-        c.psql_file(SHARED / "unleash" / "events-table.sql")
         conn = c.connect()
-        conn.execute("CREATE EXTENSION unleash_webhook")
         assert extversion(conn) == PREVIOUS
-        assert wait_until(lambda: worker_pid(conn), timeout=30)
         # A slow endpoint served one request at a time: most deliveries are still queued when
         # the server stops for the upgrade.
         conn.execute("ALTER SYSTEM SET unleash_webhook.max_concurrency_per_subscription = 1")
