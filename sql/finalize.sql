@@ -533,9 +533,10 @@ END;
 $$;
 
 -- The capture trigger, unleash_webhook._capture(), is written in Rust (src/capture.rs): it
--- writes one _inbox row per INSERT statement. This turns inbox rows into deliveries, oldest
--- capture first; the worker calls it at the start of each turn (at most max_rows rows), and
--- drop_subscription() calls it (all rows) so that nothing captured escapes the cancellation.
+-- writes one _inbox row per INSERT statement. This turns inbox rows into deliveries, in
+-- capture order within a batch; the worker calls it at the start of each turn (at most max_rows
+-- rows), and drop_subscription() calls it (all rows) so that nothing captured escapes the
+-- cancellation.
 -- Pairs of a subscription dropped in the meantime become 'cancelled' deliveries.
 CREATE FUNCTION unleash_webhook._flush_inbox(max_rows integer DEFAULT NULL) RETURNS bigint
 LANGUAGE plpgsql

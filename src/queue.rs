@@ -78,52 +78,58 @@ impl Plans {
 
     fn claim_statement(&mut self, client: &SpiClient<'_>) -> SpiResult<&OwnedPreparedStatement> {
         use pgrx::pg_sys::BuiltinOid::*;
-        let stmt = match self.claim.take() {
-            Some(kept) => kept,
-            None => client
-                .prepare_mut(
-                    CLAIM_SQL,
-                    &oids(&[
-                        INT8OID,
-                        INT4OID,
-                        INT8ARRAYOID,
-                        INT4ARRAYOID,
-                        FLOAT8OID,
-                        INT8ARRAYOID,
-                        INT8ARRAYOID,
-                    ]),
-                )?
-                .keep(),
-        };
-        Ok(self.claim.insert(stmt))
+        kept(
+            &mut self.claim,
+            client,
+            CLAIM_SQL,
+            &[
+                INT8OID,
+                INT4OID,
+                INT8ARRAYOID,
+                INT4ARRAYOID,
+                FLOAT8OID,
+                INT8ARRAYOID,
+                INT8ARRAYOID,
+            ],
+        )
     }
 
     fn record_statement(&mut self, client: &SpiClient<'_>) -> SpiResult<&OwnedPreparedStatement> {
         use pgrx::pg_sys::BuiltinOid::*;
-        let stmt = match self.record.take() {
-            Some(kept) => kept,
-            None => client
-                .prepare_mut(
-                    RECORD_SQL,
-                    &oids(&[
-                        INT8ARRAYOID,
-                        INT4ARRAYOID,
-                        FLOAT8ARRAYOID,
-                        FLOAT8ARRAYOID,
-                        INT4ARRAYOID,
-                        TEXTARRAYOID,
-                        TEXTARRAYOID,
-                        TEXTARRAYOID,
-                        TEXTARRAYOID,
-                        FLOAT8ARRAYOID,
-                        TEXTARRAYOID,
-                        TEXTOID,
-                    ]),
-                )?
-                .keep(),
-        };
-        Ok(self.record.insert(stmt))
+        kept(
+            &mut self.record,
+            client,
+            RECORD_SQL,
+            &[
+                INT8ARRAYOID,
+                INT4ARRAYOID,
+                FLOAT8ARRAYOID,
+                FLOAT8ARRAYOID,
+                INT4ARRAYOID,
+                TEXTARRAYOID,
+                TEXTARRAYOID,
+                TEXTARRAYOID,
+                TEXTARRAYOID,
+                FLOAT8ARRAYOID,
+                TEXTARRAYOID,
+                TEXTOID,
+            ],
+        )
     }
+}
+
+/// The statement kept in `slot`, prepared and kept there first if it is empty.
+fn kept<'a>(
+    slot: &'a mut Option<OwnedPreparedStatement>,
+    client: &SpiClient<'_>,
+    sql: &str,
+    types: &[PgBuiltInOids],
+) -> SpiResult<&'a OwnedPreparedStatement> {
+    let stmt = match slot.take() {
+        Some(stmt) => stmt,
+        None => client.prepare_mut(sql, &oids(types))?.keep(),
+    };
+    Ok(slot.insert(stmt))
 }
 
 fn oids(types: &[PgBuiltInOids]) -> Vec<PgOid> {
@@ -219,17 +225,13 @@ pub fn has_inbox() -> Result<bool, String> {
 /// rows it took.
 pub fn flush_inbox(plans: &mut Plans, max_rows: i32) -> Result<i64, String> {
     Spi::connect_mut(|client| {
-        let stmt = match plans.flush.take() {
-            Some(kept) => kept,
-            None => client
-                .prepare_mut(
-                    "SELECT unleash_webhook._flush_inbox($1)",
-                    &oids(&[PgBuiltInOids::INT4OID]),
-                )?
-                .keep(),
-        };
-        let stmt = plans.flush.insert(stmt);
-        let rows = client.update(&*stmt, None, &[max_rows.into()])?;
+        let stmt = kept(
+            &mut plans.flush,
+            client,
+            "SELECT unleash_webhook._flush_inbox($1)",
+            &[PgBuiltInOids::INT4OID],
+        )?;
+        let rows = client.update(stmt, None, &[max_rows.into()])?;
         rows.first().get_one::<i64>().map(Option::unwrap_or_default)
     })
     .map_err(err)

@@ -246,8 +246,9 @@ struct Worker {
     /// A commit queued something (or the poll interval passed): take the inbox this turn.
     flush_due: bool,
     last_flush: Option<Instant>,
-    /// Whether the schema has the inbox; None until looked up (again after an error).
-    has_inbox: Option<bool>,
+    /// Whether the schema is known to have the inbox. Looked up while false: an older schema
+    /// (before ALTER EXTENSION UPDATE) has none, and the UPDATE may add it at any moment.
+    has_inbox: bool,
 }
 
 impl Worker {
@@ -307,7 +308,7 @@ impl Worker {
             last_purge: None,
             flush_due: true,
             last_flush: None,
-            has_inbox: None,
+            has_inbox: false,
         })
     }
 
@@ -568,18 +569,13 @@ impl Worker {
         let limit = i64::try_from(free).unwrap_or(i64::MAX);
         let plans = &mut self.plans;
         let flush = self.flush_due;
-        let known_inbox = self.has_inbox;
+        let mut has_inbox = self.has_inbox;
         let mut flushed = None;
-        let mut inbox = known_inbox;
         let result = txn("unleash_webhook: recording and claiming", || {
             queue::record(plans, &outcomes)?;
             if flush {
-                let exists = match known_inbox {
-                    Some(known) => known,
-                    None => queue::has_inbox()?,
-                };
-                inbox = Some(exists);
-                flushed = Some(if exists {
+                has_inbox = has_inbox || queue::has_inbox()?;
+                flushed = Some(if has_inbox {
                     queue::flush_inbox(plans, FLUSH_BATCH)?
                 } else {
                     0
@@ -613,16 +609,11 @@ impl Worker {
                 self.ready = false;
                 // A DROP or ALTER EXTENSION may have invalidated the kept plans.
                 self.plans.reset();
-                self.has_inbox = None;
+                self.has_inbox = false;
                 return false;
             }
         };
-        self.has_inbox = inbox;
-        // An older schema has no inbox: look again next time, since ALTER EXTENSION UPDATE may
-        // add it at any moment (this costs a lookup per flush only in that window).
-        if self.has_inbox == Some(false) {
-            self.has_inbox = None;
-        }
+        self.has_inbox = has_inbox;
         let more_inbox = flushed.is_some_and(|n| n >= i64::from(FLUSH_BATCH));
         if flushed.is_some() {
             self.flush_due = more_inbox;
