@@ -241,13 +241,14 @@ def main():
                     help="also the isolation and capture-overhead benchmarks")
     ap.add_argument("--soak", type=int, default=0, metavar="N",
                     help="only the soak: N deliveries with retention on (e.g. 1000000)")
-    ap.add_argument("--pg-conf", default="", metavar="LINES",
-                    help="extra postgresql.conf lines, e.g. 'autovacuum_naptime = 10s'")
+    ap.add_argument("--pg-conf", action="append", default=[], metavar="LINE",
+                    help="a postgresql.conf line for the cluster, e.g. 'autovacuum_naptime = 10s'"
+                         " (repeatable)")
     args = ap.parse_args()
     lat_n, rate, thr_n = (100, 100, 2000) if args.quick else (1000, 100, 50000)
 
     sink = BenchSink(args.sink)
-    cluster = make_unleash_cluster(conf=args.pg_conf.replace("\\n", "\n") + "\n")
+    cluster = make_unleash_cluster(conf="".join(line + "\n" for line in args.pg_conf))
     try:
         conn = cluster.connect()
         conn.execute("SELECT unleash_webhook.create_subscription('bench-1', %s, "

@@ -23,6 +23,15 @@ from sink import Sink
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED = pathlib.Path(os.environ.get("UNLEASH_SHARED", ROOT.parent / "shared"))
 PGBIN = pathlib.Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
+# Debian's layout: binaries and libraries under PGHOME, scripts and extensions under PGSHARE.
+PGHOME = PGBIN.parent
+PGSHARE = pathlib.Path("/usr/share/postgresql/15")
+
+
+def installed_extension_files():
+    """Our files in the system PostgreSQL: what `cargo pgrx install` or the package put there."""
+    return [PGHOME / "lib" / "unleash_webhook.so",
+            *sorted((PGSHARE / "extension").glob("unleash_webhook*"))]
 
 
 def free_port():
@@ -121,18 +130,16 @@ class PrivatePostgres:
     def __init__(self):
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="uw-pg-", dir="/tmp"))
         os.chmod(self.root, 0o755)
-        lib = pathlib.Path("/usr/lib/postgresql/15")
-        share = pathlib.Path("/usr/share/postgresql/15")
-        shutil.copytree(lib, self.root / "usr/lib/postgresql/15", symlinks=True,
+        shutil.copytree(PGHOME, self.root / PGHOME.relative_to("/"), symlinks=True,
                         ignore=shutil.ignore_patterns("bitcode", "unleash_webhook*"))
-        shutil.copytree(share, self.root / "usr/share/postgresql/15", symlinks=True,
+        shutil.copytree(PGSHARE, self.root / PGSHARE.relative_to("/"), symlinks=True,
                         ignore=shutil.ignore_patterns("man", "unleash_webhook*"))
-        self.bin = self.root / "usr/lib/postgresql/15/bin"
+        self.bin = self.root / PGBIN.relative_to("/")
 
     def overlay(self, package_root):
         """Installs a package tree (usr/...) over this copy, as `dpkg -i` would: every file
         replaced by a rename, and files of the previous version that the new one lacks removed."""
-        ext = self.root / "usr/share/postgresql/15/extension"
+        ext = self.root / PGSHARE.relative_to("/") / "extension"
         for old in ext.glob("unleash_webhook*"):
             old.unlink()
         src_root = pathlib.Path(package_root) / "usr"

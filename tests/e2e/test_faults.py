@@ -2,10 +2,7 @@
 hostile endpoints, and lifecycle changes. Each test prints what it counted."""
 
 import json
-import os
 import socket
-import ssl
-import subprocess
 import threading
 import time
 

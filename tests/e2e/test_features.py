@@ -5,7 +5,6 @@ import json
 import select
 import socket
 import threading
-import time
 
 import psycopg
 import pytest

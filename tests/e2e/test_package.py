@@ -14,12 +14,11 @@ import tempfile
 
 import pytest
 
-from conftest import ROOT, insert_events, make_unleash_cluster, wait_until
+from conftest import (ROOT, insert_events, installed_extension_files, make_unleash_cluster,
+                      wait_until)
 from test_delivery import create, deliveries
 
 PACKAGE = "postgresql-15-unleash-webhook"
-SYSTEM_FILES = [pathlib.Path("/usr/lib/postgresql/15/lib/unleash_webhook.so"),
-                *pathlib.Path("/usr/share/postgresql/15/extension").glob("unleash_webhook*")]
 
 
 def run(*args):
@@ -35,15 +34,14 @@ def installed():
 
 @pytest.fixture(scope="module")
 def deb():
-    """$UW_DEB if tests/run.sh built it, else a release build of this tree now."""
-    path = os.environ.get("UW_DEB") or run("bash", ROOT / ".ci/package").strip()
-    return pathlib.Path(path)
+    """A release build of this tree (the .deb's path is what .ci/package prints)."""
+    return pathlib.Path(run("bash", ROOT / ".ci/package").strip())
 
 
 @pytest.fixture()
 def system_files_restored():
     backup = pathlib.Path(tempfile.mkdtemp(prefix="uw-sysfiles-"))
-    saved = [(f, backup / f.name) for f in SYSTEM_FILES if f.exists()]
+    saved = [(f, backup / f.name) for f in installed_extension_files() if f.exists()]
     for f, b in saved:
         shutil.copy2(f, b)
     yield
@@ -62,7 +60,7 @@ def test_deb_installs_delivers_and_removes_cleanly(deb, sink, system_files_resto
     if installed():
         run("apt-get", "purge", "-y", "-q", PACKAGE)
     # what `cargo pgrx install` put there goes, so that the package's files are the ones used
-    for f in SYSTEM_FILES:
+    for f in installed_extension_files():
         f.unlink(missing_ok=True)
 
     run("apt-get", "install", "-y", "-q", "--no-install-recommends", f"{deb.resolve()}")

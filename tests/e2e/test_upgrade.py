@@ -2,7 +2,6 @@
 deliveries pending; the new package is installed over it, PostgreSQL restarts, and
 ALTER EXTENSION ... UPDATE runs while the new worker delivers. Nothing is lost."""
 
-import os
 import pathlib
 import shutil
 import subprocess
@@ -11,8 +10,8 @@ import time
 
 import pytest
 
-from conftest import (ROOT, PrivatePostgres, insert_events, make_unleash_cluster, wait_until,
-                      worker_pid)
+from conftest import (ROOT, PrivatePostgres, insert_events, installed_extension_files,
+                      make_unleash_cluster, wait_until, worker_pid)
 from sink import Reply
 from test_delivery import create, deliveries
 
@@ -30,10 +29,8 @@ def git_has(ref):
 
 @pytest.fixture(scope="module")
 def previous_release():
-    """The package tree (usr/...) of the previous release: $UW_PREVIOUS_RELEASE if tests/run.sh
-    built it already, else built here from the tag (a debug build, about a minute)."""
-    if os.environ.get("UW_PREVIOUS_RELEASE"):
-        return pathlib.Path(os.environ["UW_PREVIOUS_RELEASE"])
+    """The package tree (usr/...) of the previous release, built from its tag (a debug build,
+    about a minute)."""
     ref = PREVIOUS_TAG if git_has(PREVIOUS_TAG) else PREVIOUS_COMMIT
     assert git_has(ref), f"neither {PREVIOUS_TAG} nor {PREVIOUS_COMMIT} is in this clone"
     deb = subprocess.run(["bash", ROOT / ".ci/package", "--debug", ref], check=True,
@@ -45,13 +42,10 @@ def previous_release():
 def current_release():
     """This version as installed into the system PostgreSQL (what every other test runs)."""
     root = pathlib.Path(tempfile.mkdtemp(prefix="uw-current-"))
-    lib = root / "usr/lib/postgresql/15/lib"
-    ext = root / "usr/share/postgresql/15/extension"
-    lib.mkdir(parents=True)
-    ext.mkdir(parents=True)
-    shutil.copy2("/usr/lib/postgresql/15/lib/unleash_webhook.so", lib)
-    for f in pathlib.Path("/usr/share/postgresql/15/extension").glob("unleash_webhook*"):
-        shutil.copy2(f, ext)
+    for f in installed_extension_files():
+        dst = root / f.relative_to("/")
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dst)
     yield root
     shutil.rmtree(root, ignore_errors=True)
 
