@@ -533,7 +533,7 @@ END;
 $$;
 
 -- The capture trigger, unleash_webhook._capture(), is written in Rust (src/capture.rs): it
--- writes one _inbox row per INSERT statement. This turns inbox rows into deliveries, in
+-- writes one _inbox row per matching event. This turns inbox rows into deliveries, in
 -- capture order within a batch; the worker calls it at the start of each turn (at most max_rows
 -- rows), and drop_subscription() calls it (all rows) so that nothing captured escapes the
 -- cancellation.
@@ -548,21 +548,20 @@ BEGIN
     WITH batch AS (
         DELETE FROM unleash_webhook._inbox i
          WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
-        RETURNING i.event_table, i.event_ids, i.event_types, i.pair_events, i.pair_subs,
-                  i.queued_at
+        RETURNING i.event_table, i.event_id, i.event_type, i.subs, i.queued_at
     ), queued AS (
         INSERT INTO unleash_webhook._deliveries
                (subscription_id, event_table, event_id, event_type, status, created_at,
                 next_attempt_at, finished_at, last_error)
-        SELECT p.sub, b.event_table, b.event_ids[p.ev], b.event_types[p.ev],
+        SELECT p.sub, b.event_table, b.event_id, b.event_type,
                CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
                b.queued_at, b.queued_at,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
           FROM batch b
-         CROSS JOIN LATERAL unnest(b.pair_events, b.pair_subs) AS p(ev, sub)
+         CROSS JOIN LATERAL unnest(b.subs) AS p(sub)
           JOIN unleash_webhook._subscriptions s ON s.id = p.sub
-         ORDER BY b.queued_at, b.event_ids[p.ev], p.sub
+         ORDER BY b.queued_at, b.event_id, p.sub
     )
     SELECT count(*) INTO taken FROM batch;
     RETURN taken;
@@ -604,7 +603,13 @@ BEGIN
         RAISE EXCEPTION 'table % is not an Unleash events table: it lacks %', events, missing
             USING ERRCODE = '42703', HINT = 'Attach the events table that Unleash writes (its schema is DATABASE_SCHEMA, default public).';
     END IF;
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) NOT IN ('r', 'p') THEN
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) = 'p' THEN
+        -- A row trigger on a partitioned table fires on the partition, which would then stand
+        -- for the table in the queue; Unleash never partitions its events table.
+        RAISE EXCEPTION '% is partitioned; partitioned events tables are not supported', events
+            USING ERRCODE = '0A000', HINT = 'Attach the plain events table that Unleash''s migrations create.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) <> 'r' THEN
         RAISE EXCEPTION '% is not a table', events
             USING ERRCODE = '42809', HINT = 'Attach the events table itself, not a view.';
     END IF;
@@ -635,9 +640,9 @@ BEGIN
     IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = events AND t.tgname = 'unleash_webhook_capture') THEN
         RETURN;  -- already attached: attach is idempotent
     END IF;
-    EXECUTE format('CREATE TRIGGER unleash_webhook_capture AFTER INSERT ON %s '
-                   'REFERENCING NEW TABLE AS unleash_webhook_new_events '
-                   'FOR EACH STATEMENT EXECUTE FUNCTION unleash_webhook._capture()', events);
+    -- BEFORE, not AFTER: see capture.rs (Unleash's AFTER trigger serializes inserters).
+    EXECUTE format('CREATE TRIGGER unleash_webhook_capture BEFORE INSERT ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION unleash_webhook._capture()', events);
 END;
 $$;
 

@@ -8,14 +8,13 @@
 ALTER TABLE unleash_webhook._deliveries SET (autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_cost_delay = 0);
 
--- The capture trigger writes one _inbox row per INSERT statement (see bootstrap.sql and
+-- The capture trigger writes one _inbox row per matching event (see bootstrap.sql and
 -- src/capture.rs); the worker turns inbox rows into deliveries.
 CREATE TABLE unleash_webhook._inbox (
     event_table oid NOT NULL,
-    event_ids   int8[] NOT NULL,     -- the statement's events that match a subscription
-    event_types text[] NOT NULL,     -- their types
-    pair_events int4[] NOT NULL,     -- pair i: event event_ids[pair_events[i]] ...
-    pair_subs   int8[] NOT NULL,     -- ... goes to subscription pair_subs[i]
+    event_id    int8 NOT NULL,
+    event_type  text NOT NULL,
+    subs        int8[] NOT NULL,     -- the subscriptions it matched when it was inserted
     queued_at   timestamptz NOT NULL
 );
 -- Rows live for milliseconds: vacuum often, so the worker's scan stays a few pages long.
@@ -34,21 +33,20 @@ BEGIN
     WITH batch AS (
         DELETE FROM unleash_webhook._inbox i
          WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
-        RETURNING i.event_table, i.event_ids, i.event_types, i.pair_events, i.pair_subs,
-                  i.queued_at
+        RETURNING i.event_table, i.event_id, i.event_type, i.subs, i.queued_at
     ), queued AS (
         INSERT INTO unleash_webhook._deliveries
                (subscription_id, event_table, event_id, event_type, status, created_at,
                 next_attempt_at, finished_at, last_error)
-        SELECT p.sub, b.event_table, b.event_ids[p.ev], b.event_types[p.ev],
+        SELECT p.sub, b.event_table, b.event_id, b.event_type,
                CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
                b.queued_at, b.queued_at,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
           FROM batch b
-         CROSS JOIN LATERAL unnest(b.pair_events, b.pair_subs) AS p(ev, sub)
+         CROSS JOIN LATERAL unnest(b.subs) AS p(sub)
           JOIN unleash_webhook._subscriptions s ON s.id = p.sub
-         ORDER BY b.queued_at, b.event_ids[p.ev], p.sub
+         ORDER BY b.queued_at, b.event_id, p.sub
     )
     SELECT count(*) INTO taken FROM batch;
     RETURN taken;
@@ -61,6 +59,85 @@ REVOKE ALL ON FUNCTION unleash_webhook._flush_inbox(integer) FROM PUBLIC;
 CREATE OR REPLACE FUNCTION unleash_webhook._capture() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', '_capture_wrapper';
 REVOKE ALL ON FUNCTION unleash_webhook._capture() FROM PUBLIC;
+
+-- The Rust function runs BEFORE INSERT FOR EACH ROW (see src/capture.rs); 0.1.0 attached it
+-- AFTER INSERT FOR EACH STATEMENT. attach() makes the new kind, and the tables attached so far
+-- are attached again.
+CREATE OR REPLACE FUNCTION unleash_webhook.attach(events regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    missing text;
+BEGIN
+    IF events IS NULL THEN
+        RAISE EXCEPTION 'events must not be NULL' USING ERRCODE = '22004',
+            HINT = 'Pass Unleash''s events table, e.g. ''public.events''.';
+    END IF;
+    SELECT string_agg(c, ', ') INTO missing
+      FROM unnest(ARRAY['id', 'type', 'created_by', 'created_at', 'data', 'pre_data', 'tags',
+                        'project', 'environment', 'feature_name', 'created_by_user_id',
+                        'group_type', 'group_id']) c
+     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
+                        WHERE a.attrelid = events AND a.attname = c AND a.attnum > 0
+                          AND NOT a.attisdropped);
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is not an Unleash events table: it lacks %', events, missing
+            USING ERRCODE = '42703', HINT = 'Attach the events table that Unleash writes (its schema is DATABASE_SCHEMA, default public).';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) = 'p' THEN
+        -- A row trigger on a partitioned table fires on the partition, which would then stand
+        -- for the table in the queue; Unleash never partitions its events table.
+        RAISE EXCEPTION '% is partitioned; partitioned events tables are not supported', events
+            USING ERRCODE = '0A000', HINT = 'Attach the plain events table that Unleash''s migrations create.';
+    END IF;
+    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) <> 'r' THEN
+        RAISE EXCEPTION '% is not a table', events
+            USING ERRCODE = '42809', HINT = 'Attach the events table itself, not a view.';
+    END IF;
+    -- The trigger copies id and type, and the worker reads the rest as Unleash defines them.
+    SELECT string_agg(format('%s (%s)', a.attname, format_type(a.atttypid, a.atttypmod)), ', ')
+      INTO missing
+      FROM pg_attribute a
+     WHERE a.attrelid = events AND a.attnum > 0 AND NOT a.attisdropped
+       AND NOT CASE a.attname
+           WHEN 'id' THEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+           WHEN 'created_by_user_id' THEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+           WHEN 'created_at' THEN a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)
+           WHEN 'data' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
+           WHEN 'pre_data' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
+           WHEN 'tags' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
+           WHEN 'type' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'created_by' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'project' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'environment' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'feature_name' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'group_type' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           WHEN 'group_id' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
+           ELSE true END;
+    IF missing IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is not an Unleash events table: wrong type for %', events, missing
+            USING ERRCODE = '42804', HINT = 'Attach the events table that Unleash''s migrations create (id integer, type varchar, data json, ...).';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = events AND t.tgname = 'unleash_webhook_capture') THEN
+        RETURN;  -- already attached: attach is idempotent
+    END IF;
+    -- BEFORE, not AFTER: see capture.rs (Unleash's AFTER trigger serializes inserters).
+    EXECUTE format('CREATE TRIGGER unleash_webhook_capture BEFORE INSERT ON %s '
+                   'FOR EACH ROW EXECUTE FUNCTION unleash_webhook._capture()', events);
+END;
+$$;
+
+DO $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT unleash_webhook._event_tables() LOOP
+        EXECUTE format('DROP TRIGGER unleash_webhook_capture ON %s', t);
+        PERFORM unleash_webhook.attach(t);
+    END LOOP;
+END;
+$$;
 
 -- Flushes the inbox before cancelling.
 CREATE OR REPLACE FUNCTION unleash_webhook.drop_subscription(name text) RETURNS bigint
@@ -106,7 +183,7 @@ WITH c AS (
 ), q AS (
     -- captured, not yet taken from the inbox by the worker: pending too
     SELECT p.sub AS subscription_id, count(*) AS queued, min(i.queued_at) AS oldest
-      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.pair_subs) AS p(sub)
+      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.subs) AS p(sub)
      GROUP BY p.sub
 ), f AS (
     SELECT DISTINCT ON (d.subscription_id) d.subscription_id, d.finished_at,

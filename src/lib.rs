@@ -1,7 +1,7 @@
 //! unleash_webhook: Unleash's webhooks, delivered from inside PostgreSQL.
 //!
-//! A statement trigger on Unleash's `events` table queues one delivery per event and matching
-//! subscription, in the event's own transaction; a background worker, woken at COMMIT, renders
+//! A row trigger on Unleash's `events` table queues each event for its matching subscriptions,
+//! in the event's own transaction; a background worker, woken at COMMIT, renders
 //! and POSTs them, retries once, and logs every attempt. This file is the table of contents.
 
 use pgrx::prelude::*;

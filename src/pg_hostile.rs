@@ -869,7 +869,9 @@ fn hx_attach_detach_table() {
         "CREATE TABLE hx_at.victim (x int);
          CREATE TABLE hx_at.half (id int, type text, created_by text);
          CREATE TABLE hx_at.\"ev'); DROP TABLE hx_at.victim; --\" (LIKE hx_at.events INCLUDING DEFAULTS);
-         CREATE TEMP TABLE hx_at_tmp (LIKE hx_at.events INCLUDING DEFAULTS)",
+         CREATE TEMP TABLE hx_at_tmp (LIKE hx_at.events INCLUDING DEFAULTS);
+         CREATE TABLE hx_at.parted (LIKE hx_at.events) PARTITION BY RANGE (id);
+         CREATE VIEW hx_at.ev_view AS SELECT * FROM hx_at.events",
     )
     .unwrap();
     let rows: Vec<(String, &str)> = vec![
@@ -885,6 +887,14 @@ fn hx_attach_detach_table() {
         (
             "SELECT unleash_webhook.attach('hx_at.victim')".into(),
             "42703",
+        ),
+        (
+            "SELECT unleash_webhook.attach('hx_at.parted')".into(),
+            "0A000",
+        ),
+        (
+            "SELECT unleash_webhook.attach('hx_at.ev_view')".into(),
+            "42809",
         ),
         ("SELECT unleash_webhook.detach(NULL)".into(), "22004"),
         // Idempotent: attached by unleash_schema already.

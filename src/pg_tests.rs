@@ -284,6 +284,16 @@ fn rolled_back_event_queues_nothing() {
     assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'rb1-a'"), 0);
     Spi::run("INSERT INTO rb1.events (type, created_by) VALUES ('feature-created', 'u')").unwrap();
     assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'rb1-a'"), 1);
+    // The trigger runs BEFORE the row is written: a row refused after it (a duplicate id, a
+    // NULL in a NOT NULL column) takes what the trigger queued down with it.
+    let id = Spi::get_one::<i32>("SELECT max(id) FROM rb1.events").unwrap().unwrap();
+    for refused in [
+        format!("INSERT INTO rb1.events (id, type, created_by) VALUES ({id}, 'feature-created', 'u')"),
+        "INSERT INTO rb1.events (type, created_by) VALUES ('feature-created', NULL)".into(),
+    ] {
+        assert_ne!(sqlstate_of(&refused), "00000|", "{refused}");
+    }
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'rb1-a'"), 1);
 }
 
 #[pg_test]

@@ -221,7 +221,7 @@ pub fn has_inbox() -> Result<bool, String> {
     .map_err(err)
 }
 
-/// Turns up to `max_rows` inbox rows (statements captured) into deliveries; returns how many
+/// Turns up to `max_rows` inbox rows (events captured) into deliveries; returns how many
 /// rows it took.
 pub fn flush_inbox(plans: &mut Plans, max_rows: i32) -> Result<i64, String> {
     Spi::connect_mut(|client| {

@@ -33,7 +33,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// Finished deliveries deleted per purge transaction.
 const PURGE_BATCH: i64 = 1_000;
-/// Inbox rows (captured INSERT statements) turned into deliveries per turn; more loops again.
+/// Inbox rows (captured events) turned into deliveries per turn; more loops again.
 const FLUSH_BATCH: i32 = 1_000;
 
 /// Registers the worker. `_PG_init`, preload branch only.

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import (ROOT, PrivatePostgres, insert_events, installed_extension_files,
+from conftest import (ROOT, SHARED, PrivatePostgres, insert_events, installed_extension_files,
                       make_unleash_cluster, wait_until, worker_pid)
 from sink import Reply
 from test_delivery import create, deliveries
@@ -79,6 +79,10 @@ SELECT 'constraint ' || c.relname || ' ' || pg_get_constraintdef(k.oid)
   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
  WHERE c.relnamespace = 'unleash_webhook'::regnamespace
 UNION ALL
+SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+  FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+ WHERE p.pronamespace = 'unleash_webhook'::regnamespace
+UNION ALL
 SELECT 'dumped ' || x.extconfig::regclass[]::text || ' ' || x.extcondition::text
   FROM pg_extension x WHERE x.extname = 'unleash_webhook'
 ORDER BY 1
@@ -145,8 +149,10 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         log = c.log()[log_before:]
         # the worker went on through the update: no exit, no restart
         assert "exited with exit code" not in log, log
-        # and the updated schema is exactly what a fresh install of this version makes
+        # and the updated schema is exactly what a fresh install of this version makes, in a
+        # database that has Unleash's events table too (the trigger on it is compared)
         conn.execute("CREATE DATABASE fresh")
+        c.psql_file(SHARED / "unleash" / "events-table.sql", "fresh")
         with c.connect("fresh") as fresh:
             fresh.execute("CREATE EXTENSION unleash_webhook")
             want = [r[0] for r in fresh.execute(SCHEMA_FINGERPRINT).fetchall()]
