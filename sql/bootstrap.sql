@@ -77,15 +77,16 @@ CREATE INDEX _deliveries_finished ON unleash_webhook._deliveries (finished_at)
     WHERE finished_at IS NOT NULL;
 
 -- What the capture trigger queued and the worker has not yet turned into deliveries: one row
--- per inserted event that matches a subscription, listing the subscriptions. Written in the
+-- per INSERT statement on events, listing its (event, subscription) pairs. Written in the
 -- event's transaction (logged, so a crash loses nothing); the worker deletes a row in the same
 -- transaction that inserts its deliveries (_flush_inbox), a moment after the commit. No index:
 -- the trigger's insert stays cheap, and the worker takes whatever is there.
 CREATE TABLE unleash_webhook._inbox (
     event_table oid NOT NULL,
-    event_id    int8 NOT NULL,
-    event_type  text NOT NULL,
-    subs        int8[] NOT NULL,     -- the subscriptions it matched when it was inserted
+    event_ids   int8[] NOT NULL,     -- the statement's events that match a subscription
+    event_types text[] NOT NULL,     -- their types
+    pair_events int4[] NOT NULL,     -- pair i: event event_ids[pair_events[i]] ...
+    pair_subs   int8[] NOT NULL,     -- ... goes to subscription pair_subs[i]
     queued_at   timestamptz NOT NULL
 );
 -- Rows live for milliseconds: vacuum often, so the worker's scan stays a few pages long.
@@ -208,7 +209,7 @@ WITH c AS (
 ), q AS (
     -- captured, not yet taken from the inbox by the worker: pending too
     SELECT p.sub AS subscription_id, count(*) AS queued, min(i.queued_at) AS oldest
-      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.subs) AS p(sub)
+      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.pair_subs) AS p(sub)
      GROUP BY p.sub
 ), f AS (
     SELECT DISTINCT ON (d.subscription_id) d.subscription_id, d.finished_at,

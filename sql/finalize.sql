@@ -533,7 +533,7 @@ END;
 $$;
 
 -- The capture trigger, unleash_webhook._capture(), is written in Rust (src/capture.rs): it
--- writes one _inbox row per matching event. This turns inbox rows into deliveries, in
+-- writes one _inbox row per INSERT statement. This turns inbox rows into deliveries, in
 -- capture order within a batch; the worker calls it at the start of each turn (at most max_rows
 -- rows), and drop_subscription() calls it (all rows) so that nothing captured escapes the
 -- cancellation.
@@ -548,20 +548,21 @@ BEGIN
     WITH batch AS (
         DELETE FROM unleash_webhook._inbox i
          WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
-        RETURNING i.event_table, i.event_id, i.event_type, i.subs, i.queued_at
+        RETURNING i.event_table, i.event_ids, i.event_types, i.pair_events, i.pair_subs,
+                  i.queued_at
     ), queued AS (
         INSERT INTO unleash_webhook._deliveries
                (subscription_id, event_table, event_id, event_type, status, created_at,
                 next_attempt_at, finished_at, last_error)
-        SELECT p.sub, b.event_table, b.event_id, b.event_type,
+        SELECT p.sub, b.event_table, b.event_ids[p.ev], b.event_types[p.ev],
                CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
                b.queued_at, b.queued_at,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
           FROM batch b
-         CROSS JOIN LATERAL unnest(b.subs) AS p(sub)
+         CROSS JOIN LATERAL unnest(b.pair_events, b.pair_subs) AS p(ev, sub)
           JOIN unleash_webhook._subscriptions s ON s.id = p.sub
-         ORDER BY b.queued_at, b.event_id, p.sub
+         ORDER BY b.queued_at, b.event_ids[p.ev], p.sub
     )
     SELECT count(*) INTO taken FROM batch;
     RETURN taken;

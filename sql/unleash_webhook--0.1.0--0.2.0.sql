@@ -8,13 +8,14 @@
 ALTER TABLE unleash_webhook._deliveries SET (autovacuum_vacuum_scale_factor = 0.02,
     autovacuum_vacuum_threshold = 5000, autovacuum_vacuum_cost_delay = 0);
 
--- The capture trigger writes one _inbox row per matching event (see bootstrap.sql and
+-- The capture trigger writes one _inbox row per INSERT statement (see bootstrap.sql and
 -- src/capture.rs); the worker turns inbox rows into deliveries.
 CREATE TABLE unleash_webhook._inbox (
     event_table oid NOT NULL,
-    event_id    int8 NOT NULL,
-    event_type  text NOT NULL,
-    subs        int8[] NOT NULL,     -- the subscriptions it matched when it was inserted
+    event_ids   int8[] NOT NULL,     -- the statement's events that match a subscription
+    event_types text[] NOT NULL,     -- their types
+    pair_events int4[] NOT NULL,     -- pair i: event event_ids[pair_events[i]] ...
+    pair_subs   int8[] NOT NULL,     -- ... goes to subscription pair_subs[i]
     queued_at   timestamptz NOT NULL
 );
 -- Rows live for milliseconds: vacuum often, so the worker's scan stays a few pages long.
@@ -33,20 +34,21 @@ BEGIN
     WITH batch AS (
         DELETE FROM unleash_webhook._inbox i
          WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
-        RETURNING i.event_table, i.event_id, i.event_type, i.subs, i.queued_at
+        RETURNING i.event_table, i.event_ids, i.event_types, i.pair_events, i.pair_subs,
+                  i.queued_at
     ), queued AS (
         INSERT INTO unleash_webhook._deliveries
                (subscription_id, event_table, event_id, event_type, status, created_at,
                 next_attempt_at, finished_at, last_error)
-        SELECT p.sub, b.event_table, b.event_id, b.event_type,
+        SELECT p.sub, b.event_table, b.event_ids[p.ev], b.event_types[p.ev],
                CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
                b.queued_at, b.queued_at,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
                CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
           FROM batch b
-         CROSS JOIN LATERAL unnest(b.subs) AS p(sub)
+         CROSS JOIN LATERAL unnest(b.pair_events, b.pair_subs) AS p(ev, sub)
           JOIN unleash_webhook._subscriptions s ON s.id = p.sub
-         ORDER BY b.queued_at, b.event_id, p.sub
+         ORDER BY b.queued_at, b.event_ids[p.ev], p.sub
     )
     SELECT count(*) INTO taken FROM batch;
     RETURN taken;
@@ -183,7 +185,7 @@ WITH c AS (
 ), q AS (
     -- captured, not yet taken from the inbox by the worker: pending too
     SELECT p.sub AS subscription_id, count(*) AS queued, min(i.queued_at) AS oldest
-      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.subs) AS p(sub)
+      FROM unleash_webhook._inbox i CROSS JOIN LATERAL unnest(i.pair_subs) AS p(sub)
      GROUP BY p.sub
 ), f AS (
     SELECT DISTINCT ON (d.subscription_id) d.subscription_id, d.finished_at,

@@ -63,6 +63,7 @@ pub extern "C-unwind" fn _PG_init() {
     }
     gucs::init();
     wake::init();
+    capture::init();
     worker::init();
 }
 

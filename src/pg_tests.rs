@@ -337,6 +337,19 @@ fn changes_apply_to_the_next_event() {
     Spi::run("SELECT unleash_webhook.resume_subscription('chg1-a')").unwrap();
     Spi::run(ins).unwrap();
     assert_eq!(n(), 5);
+    // A pause that is rolled back with its subtransaction no longer applies, though the
+    // trigger saw it (the trigger keeps the subscriptions it read per snapshot).
+    Spi::run(&format!(
+        "DO $$ BEGIN
+             PERFORM unleash_webhook.pause_subscription('chg1-a');
+             {ins};
+             RAISE EXCEPTION 'roll back';
+         EXCEPTION WHEN raise_exception THEN NULL;
+         END $$"
+    ))
+    .unwrap();
+    Spi::run(ins).unwrap();
+    assert_eq!(n(), 7);
     // alter keeps what it is not given; '' removes the authorization.
     Spi::run("SELECT unleash_webhook.alter_subscription('chg1-a', \"authorization\" => 'tok')").unwrap();
     assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'chg1-a' AND has_authorization AND cardinality(event_types) = 2"), 1);

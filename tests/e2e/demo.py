@@ -40,13 +40,14 @@ def main():
              "FROM unleash_webhook.subscriptions")
         # Unleash inserts its events inside its own transaction; so do we, and look at the queue
         # before COMMIT (the worker only ever sees committed rows): the trigger wrote one inbox
-        # row per event, listing the subscriptions it matched.
+        # row for the whole INSERT, listing each event x subscription pair.
         with conn.transaction():
             conn.execute((SHARED / "unleash" / "sample-events.sql").read_text())
             show(conn, "queued in the event's transaction, before COMMIT (unleash_webhook._inbox)",
-                 "SELECT s.name AS subscription, i.event_id, i.event_type "
+                 "SELECT s.name AS subscription, i.event_ids[p.ev] AS event_id, "
+                 "i.event_types[p.ev] AS event_type "
                  "FROM unleash_webhook._inbox i "
-                 "CROSS JOIN LATERAL unnest(i.subs) AS p(sub) "
+                 "CROSS JOIN LATERAL unnest(i.pair_events, i.pair_subs) AS p(ev, sub) "
                  "JOIN unleash_webhook._subscriptions s ON s.id = p.sub ORDER BY 2, 1")
         sink.wait_for("/webhook", 6, timeout=10)
         sink.wait_for("/slack", 2, timeout=10)

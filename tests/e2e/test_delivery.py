@@ -205,6 +205,41 @@ def test_rolled_back_insert_sends_nothing(db, sink, cluster):
     assert deliveries(db, "rollback") == []
 
 
+def test_copy_and_savepoints_deliver_exactly_what_committed(db, sink, cluster):
+    """The trigger keeps what it matched in memory until the statement ends, or for COPY (which
+    does not end through the executor) until the enclosing subtransaction or transaction commits.
+    Whatever a rolled-back savepoint inserted is dropped; nothing else is."""
+    create(db, "copy", sink.url("/copy"), ["t-copy"])
+
+    def copy(conn, *features):
+        with conn.cursor().copy("COPY events (type, created_by, feature_name) FROM STDIN") as cp:
+            for f in features:
+                cp.write_row(("t-copy", "admin", f))
+
+    with cluster.connect() as conn:
+        conn.autocommit = False
+        copy(conn, "c1", "c2")                      # top level, pending until COMMIT
+        conn.execute("SAVEPOINT a")
+        insert_events(conn, [("t-copy", None, None, "gone-1")])  # written at its statement end
+        copy(conn, "gone-2")
+        conn.execute("ROLLBACK TO SAVEPOINT a")     # both dropped; c1, c2 still pending
+        conn.execute("SAVEPOINT b")
+        copy(conn, "c3")
+        conn.execute("RELEASE SAVEPOINT b")         # written inside b before it is released
+        conn.execute("SAVEPOINT c")
+        insert_events(conn, [("t-copy", None, None, "gone-3")])
+        conn.execute("ROLLBACK TO SAVEPOINT c")
+        conn.commit()
+    wanted = ["c1", "c2", "c3"]
+    got = sink.wait_for("/copy", 3)
+    time.sleep(0.5)
+    got = sink.on("/copy")
+    names = sorted(json.loads(r.body)["featureName"] for r in got)
+    assert names == wanted, names
+    rows = settled(db, "copy", 3)
+    assert [r[2] for r in rows] == ["delivered"] * 3, rows
+
+
 def test_sighup_reload_applies_settings(db, cluster, sink):
     sink.script("/reload", Reply(500))
     cluster.reload(db, max_retries="0")
