@@ -184,6 +184,11 @@ def capture_ratio(cluster, conn, dbname, rows, rounds, seconds):
     return statistics.median(ours), statistics.median(plain)
 
 
+def print_capture(ours, plain, rows, what):
+    print(f"capture   4 clients, {rows:>2}-row INSERTs, 10 subscriptions, {what}: "
+          f"{ours:,.0f} rows/s with the trigger, {plain:,.0f} without: ratio {ours / plain:.2f}")
+
+
 def wait_settled(conn, timeout):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -242,6 +247,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a few seconds: the CI smoke run")
     ap.add_argument("--extra", action="store_true",
                     help="also the isolation and capture-overhead benchmarks")
+    ap.add_argument("--capture", action="store_true",
+                    help="only the capture-overhead benchmark, without the worker delivering")
     ap.add_argument("--soak", type=int, default=0, metavar="N",
                     help="only the soak: N deliveries with retention on (e.g. 1000000)")
     ap.add_argument("--pg-conf", action="append", default=[], metavar="LINE",
@@ -258,6 +265,12 @@ def main():
                      "ARRAY['feature-created'])", (f"http://127.0.0.1:{sink.port}/hook",))
         if args.soak:
             soak(cluster, conn, sink, args.soak)
+            return
+        if args.capture:
+            prepare_capture_db(cluster, sink.port)
+            for rows in (1, 10):
+                print_capture(*capture_ratio(cluster, conn, "capture", rows, 5, 10), rows,
+                              "capture only")
             return
         # warm up: connections, caches
         latency(conn, sink, 20, 200)
@@ -301,10 +314,8 @@ def main():
             for dbname, what, rounds, sizes in (("capture", "capture only", 5, (1, 10)),
                                                 ("unleash", "worker delivering", 3, (1,))):
                 for rows in sizes:
-                    ours, plain = capture_ratio(cluster, conn, dbname, rows, rounds, 10)
-                    print(f"capture   4 clients, {rows:>2}-row INSERTs, 10 subscriptions, "
-                          f"{what}: {ours:,.0f} rows/s with the trigger, {plain:,.0f} without: "
-                          f"ratio {ours / plain:.2f}")
+                    print_capture(*capture_ratio(cluster, conn, dbname, rows, rounds, 10), rows,
+                                  what)
         print(f"not delivered at the end: {failed}")
         if failed or lost or not ok:
             sys.exit(1)
