@@ -24,6 +24,7 @@ static HTTP_PROXY: GucSetting<Option<CString>> = GucSetting::<Option<CString>>::
 static DESTINATION_ALLOWLIST: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 static RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
+static VACUUM_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(10);
 
 /// Registers the settings. Called from `_PG_init` only while preloading, because
 /// `database_name` is a postmaster setting and those cannot be created later.
@@ -158,6 +159,16 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.vacuum_interval",
+        c"While the worker is busy, how often it has its own tables vacuumed; 0 leaves them to autovacuum.",
+        c"A short-lived background worker runs VACUUM of the queue and the attempt log (after at least 10,000 changed rows); autovacuum_naptime is often too long for a queue that turns over thousands of rows a second.",
+        &VACUUM_INTERVAL_S,
+        0,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::UNIT_S,
+    );
     reserve_prefix();
 }
 
@@ -220,6 +231,8 @@ pub struct WorkerSettings {
     pub destination_allowlist: String,
     /// Zero: keep forever.
     pub retention: Duration,
+    /// Zero: leave the queue to autovacuum.
+    pub vacuum_interval: Duration,
 }
 
 /// Reads the current values (call again after `ProcessConfigFile`).
@@ -238,5 +251,6 @@ pub fn worker_settings() -> WorkerSettings {
         http_proxy: string(&HTTP_PROXY),
         destination_allowlist: destination_allowlist(),
         retention: Duration::from_secs(u64::try_from(RETENTION_S.get()).unwrap_or(0)),
+        vacuum_interval: Duration::from_secs(u64::try_from(VACUUM_INTERVAL_S.get()).unwrap_or(0)),
     }
 }

@@ -13,6 +13,7 @@ mod api;
 mod capture;
 mod gucs;
 mod queue;
+mod vacuum;
 mod wake;
 mod worker;
 

@@ -13,6 +13,7 @@ use crate::http::{self, Client, ClientConfig, DestinationPolicy, Verdict};
 use crate::pool::{Done, Job, Pool, Ticket};
 use crate::queue::{self, Claimed, Outcome};
 use crate::request::{self, Context, Subscription};
+use crate::vacuum;
 use crate::wake;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
@@ -157,6 +158,14 @@ fn database_exists(name: &str) -> bool {
     found
 }
 
+/// Rows the worker has changed so far (attempts recorded, deliveries purged): what the queue's
+/// vacuum is paced by.
+fn row_changes() -> u64 {
+    wake::stats().map_or(0, |s| {
+        s.attempts.load(Ordering::Relaxed) + s.purged.load(Ordering::Relaxed)
+    })
+}
+
 fn set_session_option(name: &str, value: &str) {
     let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
         return;
@@ -176,7 +185,7 @@ fn describe(s: &WorkerSettings) -> String {
     format!(
         "max_retries={} retry_delay={}ms timeout={}ms connect_timeout={}ms max_concurrency={} \
          max_concurrency_per_subscription={} ca_file={} poll_interval={}ms http_proxy={} \
-         destination_allowlist={} retention={}s unleash_url={}",
+         destination_allowlist={} retention={}s vacuum_interval={}s unleash_url={}",
         s.max_retries,
         s.retry_delay.as_millis(),
         s.timeout.as_millis(),
@@ -197,6 +206,7 @@ fn describe(s: &WorkerSettings) -> String {
             &s.destination_allowlist
         },
         s.retention.as_secs(),
+        s.vacuum_interval.as_secs(),
         s.unleash_url
     )
 }
@@ -243,6 +253,7 @@ struct Worker {
     next_retry: Option<Instant>,
     last_error: Option<String>,
     last_purge: Option<Instant>,
+    vacuums: vacuum::Vacuums,
     /// A commit queued something (or the poll interval passed): take the inbox this turn.
     flush_due: bool,
     last_flush: Option<Instant>,
@@ -306,6 +317,7 @@ impl Worker {
             next_retry: None,
             last_error: None,
             last_purge: None,
+            vacuums: vacuum::Vacuums::new(row_changes()),
             flush_due: true,
             last_flush: None,
             has_inbox: false,
@@ -333,6 +345,8 @@ impl Worker {
             self.flush_due |= committed || poll_due;
             let more = self.cycle();
             let more_to_purge = self.purge_old();
+            self.vacuums
+                .tick(self.settings.vacuum_interval, row_changes());
             if more || more_to_purge {
                 continue;
             }

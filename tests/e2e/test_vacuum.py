@@ -1,0 +1,56 @@
+"""The queue's own vacuum: while the worker is busy it has its tables vacuumed every
+unleash_webhook.vacuum_interval by a short-lived helper, instead of waiting up to
+autovacuum_naptime. Autovacuum is off in this cluster, so only the helper can vacuum."""
+
+import re
+import time
+
+import pytest
+
+from conftest import insert_events, make_unleash_cluster, wait_until
+from test_delivery import create
+
+
+@pytest.fixture(scope="module")
+def quiet_cluster():
+    c = make_unleash_cluster(conf="autovacuum = off\n")
+    yield c
+    c.destroy()
+
+
+def vacuums(conn):
+    return dict(conn.execute(
+        "SELECT relname, vacuum_count FROM pg_stat_user_tables "
+        "WHERE schemaname = 'unleash_webhook' AND relname IN ('_deliveries', '_attempts')"
+    ).fetchall())
+
+
+def deliver(conn, sink, path, n):
+    """n events to one subscription, 200 per INSERT as Unleash batches them; waits for all."""
+    for _ in range(n // 200):
+        insert_events(conn, [("t-vacuum", None, None, None)] * 200)
+    assert wait_until(lambda: len(sink.on(path)) >= n, timeout=120), len(sink.on(path))
+
+
+def test_busy_worker_has_its_queue_vacuumed(quiet_cluster, sink):
+    c = quiet_cluster
+    with c.connect() as conn:
+        # retention 1 s: each delivery is also purged, two changed rows per event
+        c.reload(conn, retention="1s", vacuum_interval="0")
+        create(conn, "vacuum", sink.url("/vacuum"), ["t-vacuum"])
+        deliver(conn, sink, "/vacuum", 6000)
+        time.sleep(3)
+        # switched off, and autovacuum off: nothing vacuums the queue
+        assert vacuums(conn) == {"_deliveries": 0, "_attempts": 0}
+
+        c.reload(conn, vacuum_interval="1s")
+        deliver(conn, sink, "/vacuum", 12000)
+        assert wait_until(lambda: min(vacuums(conn).values()) > 0, timeout=30), vacuums(conn)
+        got = vacuums(conn)
+        helpers = conn.execute("SELECT count(*) FROM pg_stat_activity "
+                               "WHERE backend_type = 'unleash_webhook vacuum'").fetchone()[0]
+        print(f"\nqueue vacuumed by the helper while delivering 12,000 events: {got}; "
+              f"helpers running now: {helpers}")
+        # a helper that failed would be logged as exiting with code 1
+        assert not re.search(r'"unleash_webhook vacuum" \(PID \d+\) exited with exit code [1-9]',
+                             c.log()), c.log()
