@@ -180,7 +180,7 @@ unsafe fn capture(td: &pg_sys::TriggerData) {
 
 /// Writes what the current subtransaction captured as one inbox row per events table. Entries of
 /// enclosing subtransactions stay: written here, they would be lost if this one rolled back.
-pub fn write_pending() {
+fn write_pending() {
     // SAFETY: a plain read of the transaction state.
     let current = unsafe { pg_sys::GetCurrentSubTransactionId() };
     let mine: Vec<Captured> = PENDING.with_borrow_mut(|pending| {
@@ -194,6 +194,8 @@ pub fn write_pending() {
         return;
     }
     let mut tables: Vec<pg_sys::Oid> = mine.iter().map(|c| c.table).collect();
+    // (COPY into one table, then another, then the first: all three may be pending at once)
+    tables.sort_unstable_by_key(|t| t.to_u32());
     tables.dedup();
     for table in tables {
         // The statement's events, each once, and its pairs as (index into those, subscription).

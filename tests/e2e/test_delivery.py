@@ -207,37 +207,45 @@ def test_rolled_back_insert_sends_nothing(db, sink, cluster):
 
 def test_copy_and_savepoints_deliver_exactly_what_committed(db, sink, cluster):
     """The trigger keeps what it matched in memory until the statement ends, or for COPY (which
-    does not end through the executor) until the enclosing subtransaction or transaction commits.
-    Whatever a rolled-back savepoint inserted is dropped; nothing else is."""
+    does not end through the executor) until the enclosing subtransaction or transaction commits
+    or the next statement in it ends. Whatever a rolled-back savepoint inserted is dropped;
+    nothing else is, and nothing is queued twice."""
     create(db, "copy", sink.url("/copy"), ["t-copy"])
 
-    def copy(conn, *features):
-        with conn.cursor().copy("COPY events (type, created_by, feature_name) FROM STDIN") as cp:
-            for f in features:
-                cp.write_row(("t-copy", "admin", f))
+    def copy(feature, table="events"):
+        return (f"COPY {table} (type, created_by, feature_name) FROM STDIN;\n"
+                f"t-copy\tadmin\t{feature}\n\\.\n")
 
-    with cluster.connect() as conn:
-        conn.autocommit = False
-        copy(conn, "c1", "c2")                      # top level, pending until COMMIT
-        conn.execute("SAVEPOINT a")
-        insert_events(conn, [("t-copy", None, None, "gone-1")])  # written at its statement end
-        copy(conn, "gone-2")
-        conn.execute("ROLLBACK TO SAVEPOINT a")     # both dropped; c1, c2 still pending
-        conn.execute("SAVEPOINT b")
-        copy(conn, "c3")
-        conn.execute("RELEASE SAVEPOINT b")         # written inside b before it is released
-        conn.execute("SAVEPOINT c")
-        insert_events(conn, [("t-copy", None, None, "gone-3")])
-        conn.execute("ROLLBACK TO SAVEPOINT c")
-        conn.commit()
-    wanted = ["c1", "c2", "c3"]
-    got = sink.wait_for("/copy", 3)
+    def insert(feature):
+        return ("INSERT INTO events (type, created_by, feature_name) "
+                f"VALUES ('t-copy', 'admin', '{feature}');\n")
+
+    # a second events table, so that one transaction has events of both pending at once
+    cluster.psql_file_sql("DROP SCHEMA IF EXISTS copy2 CASCADE; CREATE SCHEMA copy2; "
+                          "SET search_path = copy2; "
+                          + (SHARED / "unleash" / "events-table.sql").read_text()
+                          + "SELECT unleash_webhook.attach('copy2.events');")
+    # psql runs it as written: no statement of its own in between
+    cluster.psql_file_sql(
+        "BEGIN;\n" + copy("c1") + copy("c2")           # top level: pending until COMMIT
+        + "SAVEPOINT a;\n" + insert("gone-1")          # written at its statement's end...
+        + copy("gone-2")
+        + "ROLLBACK TO SAVEPOINT a; RELEASE SAVEPOINT a;\n"  # ...and both dropped with a
+        + "SAVEPOINT b;\n" + copy("c3")
+        + "RELEASE SAVEPOINT b;\n"                     # written inside b as it is released
+        + "SAVEPOINT c;\n" + insert("gone-3") + "ROLLBACK TO SAVEPOINT c; RELEASE SAVEPOINT c;\n"
+        # back at the top level, with c1 and c2 still pending: one table, the other, the
+        # first again
+        + copy("c4", "copy2.events") + copy("c5")
+        + "COMMIT;\n")
+    wanted = ["c1", "c2", "c3", "c4", "c5"]
+    sink.wait_for("/copy", 5)
     time.sleep(0.5)
-    got = sink.on("/copy")
-    names = sorted(json.loads(r.body)["featureName"] for r in got)
+    names = sorted(json.loads(r.body)["featureName"] for r in sink.on("/copy"))
     assert names == wanted, names
-    rows = settled(db, "copy", 3)
-    assert [r[2] for r in rows] == ["delivered"] * 3, rows
+    rows = settled(db, "copy", 5)
+    assert [r[2] for r in rows] == ["delivered"] * 5, rows
+    cluster.psql_file_sql("DROP SCHEMA copy2 CASCADE")
 
 
 def test_sighup_reload_applies_settings(db, cluster, sink):
