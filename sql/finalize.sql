@@ -588,6 +588,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     missing text;
+    kind "char";
 BEGIN
     IF events IS NULL THEN
         RAISE EXCEPTION 'events must not be NULL' USING ERRCODE = '22004',
@@ -604,13 +605,14 @@ BEGIN
         RAISE EXCEPTION 'table % is not an Unleash events table: it lacks %', events, missing
             USING ERRCODE = '42703', HINT = 'Attach the events table that Unleash writes (its schema is DATABASE_SCHEMA, default public).';
     END IF;
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) = 'p' THEN
+    SELECT c.relkind INTO kind FROM pg_class c WHERE c.oid = events;
+    IF kind = 'p' THEN
         -- A row trigger on a partitioned table fires on the partition, which would then stand
         -- for the table in the queue; Unleash never partitions its events table.
         RAISE EXCEPTION '% is partitioned; partitioned events tables are not supported', events
             USING ERRCODE = '0A000', HINT = 'Attach the plain events table that Unleash''s migrations create.';
     END IF;
-    IF (SELECT c.relkind FROM pg_class c WHERE c.oid = events) <> 'r' THEN
+    IF kind <> 'r' THEN
         RAISE EXCEPTION '% is not a table', events
             USING ERRCODE = '42809', HINT = 'Attach the events table itself, not a view.';
     END IF;

@@ -117,8 +117,7 @@ unsafe fn capture(td: &pg_sys::TriggerData) {
             pg_sys::RegisterXactCallback(Some(on_xact_event), std::ptr::null_mut());
             pg_sys::RegisterSubXactCallback(Some(on_subxact_event), std::ptr::null_mut());
         }
-        let schema = pg_sys::get_namespace_oid(c"unleash_webhook".as_ptr(), false);
-        let subscriptions = enabled_subscriptions(schema);
+        let subscriptions = enabled_subscriptions();
         if subscriptions.is_empty() {
             return;
         }
@@ -357,12 +356,13 @@ unsafe fn snapshot_key() -> SnapshotKey {
 /// The enabled subscriptions, as the statement's snapshot sees them. A plain heap scan: the
 /// table has a handful of rows, and a scan costs less than planning a query. The visible row
 /// versions are compared with the last scan's; only when they differ are the rows parsed again.
-unsafe fn enabled_subscriptions(schema: pg_sys::Oid) -> Rc<Vec<Subscription>> {
+unsafe fn enabled_subscriptions() -> Rc<Vec<Subscription>> {
     unsafe {
         let key = snapshot_key();
         if SCANNED_WITH.get() == Some(key) {
             return CACHE.with_borrow(|(_, subs)| subs.clone());
         }
+        let schema = pg_sys::get_namespace_oid(c"unleash_webhook".as_ptr(), false);
         let oid = our_table(schema, c"_subscriptions");
         let rel = pg_sys::table_open(oid, pg_sys::AccessShareLock as pg_sys::LOCKMODE);
         let flags = pg_sys::ScanOptions::SO_TYPE_SEQSCAN
