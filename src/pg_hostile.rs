@@ -1109,13 +1109,35 @@ fn hx_import_unleash_addons_hostile_rows() {
     assert!(report.iter().all(|r| r.2 == "skipped"), "{report:?}");
 }
 
-/// The event types Unleash's Markdown formatter knows, read from markdown.rs's EVENT_MAP.
+/// The 69 event types Unleash's Markdown formatter has a message for: the keys of `EVENT_MAP` in
+/// Unleash 8.2.0's `src/lib/addons/feature-event-formatter-md-events.ts`, listed here rather than
+/// read from our own port, so that a type dropped from the port is noticed.
 fn hx_markdown_types() -> Vec<&'static str> {
-    include_str!("markdown.rs")
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("event_type: \""))
-        .filter_map(|l| l.strip_suffix("\","))
-        .collect()
+    vec![
+        "addon-config-created", "addon-config-deleted", "addon-config-updated",
+        "api-token-created", "api-token-deleted", "change-added", "change-discarded",
+        "change-edited", "change-request-applied", "change-request-approval-added",
+        "change-request-approved", "change-request-cancelled", "change-request-created",
+        "change-request-discarded", "change-request-rejected", "change-request-sent-to-review",
+        "change-request-scheduled", "change-request-scheduled-application-success",
+        "change-request-scheduled-application-failure", "change-request-schedule-suspended",
+        "context-field-created", "context-field-deleted", "context-field-updated",
+        "feature-archived", "feature-created", "feature-deleted", "feature-environment-disabled",
+        "feature-environment-enabled", "feature-environment-variants-updated",
+        "feature-metadata-updated", "feature-completed", "feature-potentially-stale-on",
+        "feature-project-change", "feature-revived", "feature-stale-off", "feature-stale-on",
+        "feature-strategy-add", "feature-strategy-remove", "feature-strategy-update",
+        "feature-tagged", "feature-untagged", "group-created", "group-deleted", "group-updated",
+        "banner-created", "banner-deleted", "banner-updated", "project-created",
+        "project-archived", "project-deleted", "segment-created", "segment-deleted",
+        "segment-updated", "service-account-created", "service-account-token-created",
+        "service-account-token-deleted", "service-account-deleted", "service-account-updated",
+        "user-created", "user-deleted", "user-updated", "release-plan-added",
+        "release-plan-removed", "release-plan-milestone-started",
+        "release-plan-progressions-paused", "release-plan-progressions-resumed",
+        "user-access-request-registered", "user-access-request-approved",
+        "user-access-request-rejected",
+    ]
 }
 
 /// (SQL text of an events row's values, expected preview SQLSTATE for every subscription).
@@ -1493,6 +1515,15 @@ fn hx_markdown_for_every_known_type_and_odd_data() {
         ),
         i64::try_from(ids.len()).unwrap()
     );
+    // Each listed type has its own message: none falls back to Unleash's text for a type the
+    // formatter does not know ("*<user>* triggered *<type>*").
+    assert_eq!(
+        count(
+            "SELECT count(*) FROM hx_md.events e, unleash_webhook.preview('hx-md-1', e.id) p
+              WHERE p.body = '*u* triggered *' || e.type || '*'"
+        ),
+        0
+    );
 }
 
 #[pg_test]
@@ -1633,9 +1664,15 @@ fn hx_fixed_empty_authorization_is_sent() {
 
 #[pg_test]
 fn hx_fixed_purge_failed_huge_interval() {
-    let got = sqlstate_of("SELECT unleash_webhook.purge_failed(NULL, interval '1000000 years')");
-    let (code, hint) = got.split_once('|').unwrap();
-    assert!(code == "00000" || !hint.is_empty(), "{got}");
+    // Out of the documented range (0 to 1000 years): refused as invalid, with a hint.
+    assert_refused(
+        "SELECT unleash_webhook.purge_failed(NULL, interval '1000000 years')",
+        "22023",
+    );
+    assert_refused(
+        "SELECT unleash_webhook.purge_failed(NULL, interval '-1 second')",
+        "22023",
+    );
 }
 
 #[pg_test]
@@ -1669,12 +1706,8 @@ fn hx_fixed_attach_checks_no_column_types() {
              group_id text)",
     )
     .unwrap();
-    let got = sqlstate_of("SELECT unleash_webhook.attach('hx_bt.events')");
-    let (code, hint) = got.split_once('|').unwrap();
-    assert!(
-        code != "00000" && !hint.is_empty(),
-        "attach accepted it: {got}"
-    );
+    // The README promises 42804 (datatype_mismatch) for an events column of the wrong type.
+    assert_refused("SELECT unleash_webhook.attach('hx_bt.events')", "42804");
 }
 
 #[pg_test]

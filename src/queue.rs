@@ -237,6 +237,12 @@ pub fn flush_inbox(plans: &mut Plans, max_rows: i32) -> Result<i64, String> {
     .map_err(err)
 }
 
+/// Makes the current transaction's commit wait for its WAL to be flushed (and replicated to a
+/// synchronous standby), whatever the session's setting.
+pub fn commit_durably() -> Result<(), String> {
+    Spi::run("SET LOCAL synchronous_commit = on").map_err(err)
+}
+
 /// Does the extension exist in this database (it may be created after the worker starts)?
 pub fn extension_installed() -> Result<bool, String> {
     Spi::get_one::<bool>(

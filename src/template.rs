@@ -1232,20 +1232,19 @@ mod tests {
     /// Corpus cases whose output is known to differ from mustache.js (documented above).
     const KNOWN_DIFFERENCES: &[&str] = &[];
 
-    fn shared_dir() -> String {
-        std::env::var("UNLEASH_SHARED").unwrap_or_else(|_| "/work/shared".to_string())
-    }
-
-    fn read(rel: &str) -> String {
-        let path = format!("{}/{rel}", shared_dir());
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("cannot read {path} (set UNLEASH_SHARED): {e}"))
+    /// A file of the mustache.js conformance fixture (tests/fixtures/mustache).
+    fn read(name: &str) -> String {
+        let path = format!(
+            "{}/tests/fixtures/mustache/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("cannot read {path}: {e}"))
     }
 
     /// The view the corpus was rendered with: `event` with `createdAt` as a Date and
     /// `eventJson` computed before that conversion.
     fn event_view() -> Value {
-        let event = parse_json(&read("mustache/event.json")).unwrap();
+        let event = parse_json(&read("event.json")).unwrap();
         let json = stringify(&event);
         template_view(event, &json, "")
     }
@@ -1263,8 +1262,8 @@ mod tests {
 
     #[test]
     fn mustache_js_corpus() {
-        let corpus = parse_json(&read("mustache/corpus.json")).unwrap();
-        let expected = parse_json(&read("mustache/expected-mustachejs.json")).unwrap();
+        let corpus = parse_json(&read("corpus.json")).unwrap();
+        let expected = parse_json(&read("expected-mustachejs.json")).unwrap();
         let default_view = event_view();
         let Value::Array(cases) = corpus else {
             panic!("corpus.json is not an array")

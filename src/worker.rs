@@ -69,8 +69,8 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     wake::set_connecting(false);
     set_session_option("application_name", NAME);
-    // The worker's own commits (claims, results) need no flush wait: if the last of them is lost
-    // in an OS crash, the deliveries are simply sent again, which at-least-once allows.
+    // The worker's own commits need no flush wait, but for claims (see queue::commit_durably):
+    // a lost result is simply sent again, which at-least-once allows.
     set_session_option("synchronous_commit", "off");
     // The claim must walk the due-index in id order and stop after a few rows. The table's
     // statistics lag behind a fast-growing queue (estimate: 1 row; truth: 40,000), and then the
@@ -116,15 +116,28 @@ fn wait_for_database(database: &str) {
         "{NAME}: database \"{database}\" does not exist; waiting for it to be created \
          (or set unleash_webhook.database_name to Unleash's database and restart)"
     );
-    loop {
+    for checks in 1u64.. {
         if database_exists(database) {
             wake::set_connecting(false);
             log!("{NAME}: database \"{database}\" exists now; restarting to connect to it");
             return;
         }
+        // Visible in pg_stat_activity: one process, waiting, checking every 5 s.
+        report_activity(&format!(
+            "waiting for database \"{database}\" (checked {checks} times)"
+        ));
         if !BackgroundWorker::wait_latch(Some(Duration::from_secs(5))) {
             return;
         }
+    }
+}
+
+/// Shows `what` as the worker's query in pg_stat_activity.
+fn report_activity(what: &str) {
+    let what = CString::new(what).unwrap_or_default();
+    // SAFETY: a valid C string; pgstat copies it.
+    unsafe {
+        pg_sys::pgstat_report_activity(pg_sys::BackendState::STATE_RUNNING, what.as_ptr());
     }
 }
 
@@ -415,7 +428,10 @@ impl Worker {
         // SAFETY: the documented way for a background process to apply a SIGHUP.
         unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
         let settings = gucs::worker_settings();
+        // One line per SIGHUP, changed or not: what the worker runs with is in the log, and
+        // whoever reloaded can see that it was applied.
         if settings == self.settings {
+            log!("{NAME}: configuration reloaded, settings unchanged");
             return;
         }
         let config = client_config(&settings);
@@ -423,12 +439,10 @@ impl Worker {
             match Client::new(&config) {
                 // Jobs already handed out keep the old client; new ones get this one.
                 Ok(client) => self.client = client,
-                Err(e) => log!(
-                    "{NAME}: settings reloaded, but the HTTP client keeps its previous trust: {e}"
-                ),
+                Err(e) => log!("{NAME}: the HTTP client keeps its previous trust: {e}"),
             }
         }
-        log!("{NAME}: settings reloaded ({})", describe(&settings));
+        log!("{NAME}: configuration reloaded ({})", describe(&settings));
         self.settings = settings;
     }
 
@@ -599,6 +613,12 @@ impl Worker {
                 return Ok((Vec::new(), HashMap::new()));
             }
             let claimed = queue::claim(plans, limit, per_sub, &room, lease_ms, &known)?;
+            if !claimed.is_empty() {
+                // What is claimed is about to be sent under its delivery's id: the commit must
+                // be durable (and on a synchronous standby) before any request leaves, or a
+                // crash could lose these ids and hand them to other events after the restart.
+                queue::commit_durably()?;
+            }
             let mut by_table: HashMap<pg_sys::Oid, Vec<i64>> = HashMap::new();
             for c in &claimed {
                 by_table.entry(c.event_table).or_default().push(c.event_id);

@@ -2,7 +2,6 @@
 # (.ci/setup, idempotent) and sets the shared environment. Run from the repository root.
 bash .ci/setup
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/unleash_webhook-target}
-export UNLEASH_SHARED=${UNLEASH_SHARED:-$(cd .. && pwd)/shared}
 VENV=${UW_VENV:-/var/tmp/unleash_webhook-venv}
 # the signing test verifies our signatures with the standardwebhooks package in this venv
 export UW_PYTHON=${UW_PYTHON:-$VENV/bin/python}

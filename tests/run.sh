@@ -2,23 +2,30 @@
 # Runs every test, on a fresh machine too (it calls .ci/setup first):
 #   1. cargo pgrx test: the pure core's #[test]s and the SQL API's #[pg_test]s, in a throwaway
 #      cluster with the library preloaded;
-#   2. the end-to-end suite (tests/e2e, pytest): the installed extension in real clusters,
+#   2. the benchmark's smoke run;
+#   3. the end-to-end suite (tests/e2e, pytest): the installed extension in real clusters,
 #      delivering to real HTTP and HTTPS servers on 127.0.0.1.
+# Extra arguments go to pytest (e.g. -k kill9, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source tests/env.sh
 
-# Postgres refuses to run as root: pgrx's test cluster runs as postgres in a directory it owns.
-# Keep the path short: it becomes the socket directory.
-pgdata=/tmp/uw-pgrx
-stop_leftovers() {
-    for d in "$pgdata"/15-* /tmp/uw-*/data; do
-        [ -f "$d/postmaster.pid" ] && runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl \
-            -D "$d" -m immediate stop >/dev/null 2>&1 || true
+# Everything this run starts lives under one directory of its own: its clusters are stopped and
+# the directory removed when the run ends, however it ends. Nothing else is touched. The path
+# stays short: it holds the clusters' socket directories. Postgres refuses to run as root, so
+# the clusters run as postgres, which must be able to enter it.
+UW_TMPDIR=$(mktemp -d /tmp/uw-run.XXXXXX)
+export UW_TMPDIR
+chmod 755 "$UW_TMPDIR"
+stop_ours() {
+    # SIGQUIT is an immediate shutdown, whichever PostgreSQL version the cluster runs
+    find "$UW_TMPDIR" -name postmaster.pid 2>/dev/null | while read -r pidfile; do
+        kill -QUIT "$(head -1 "$pidfile")" 2>/dev/null || true
     done
+    rm -rf "$UW_TMPDIR"
 }
-trap stop_leftovers EXIT
-stop_leftovers
+trap stop_ours EXIT
+pgdata=$UW_TMPDIR/pgrx
 install -d -o postgres -g postgres "$pgdata"
 
 echo "== cargo pgrx test (pure core + SQL API)"
@@ -29,8 +36,8 @@ cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
 
 echo "== benchmark smoke run (seconds, debug build; the full run is bash tests/bench/run.sh)"
 cargo build --release --quiet --manifest-path tests/bench/sink/Cargo.toml
-"$VENV/bin/python" tests/bench/bench.py --quick --sink "$CARGO_TARGET_DIR/release/uw-bench-sink"
+"$VENV/bin/python" tests/bench/bench.py --quick --no-targets --sink "$CARGO_TARGET_DIR/release/uw-bench-sink"
 
 echo "== end-to-end (real clusters, real HTTP)"
 cd tests/e2e
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs "$@"

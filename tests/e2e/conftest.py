@@ -8,6 +8,7 @@ tests/run.sh does). Tests run as root; PostgreSQL runs as the `postgres` user.
 import os
 import pathlib
 import pwd
+import random
 import shutil
 import signal
 import socket
@@ -21,7 +22,8 @@ import pytest
 from sink import Sink
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHARED = pathlib.Path(os.environ.get("UNLEASH_SHARED", ROOT.parent / "shared"))
+# Facts about Unleash 8.2.0 (its tables, real events, the bodies it sent): see their README.
+UNLEASH_FIXTURES = ROOT / "tests" / "fixtures" / "unleash"
 PGBIN = pathlib.Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
 # Debian's layout: binaries and libraries under PGHOME, scripts and extensions under PGSHARE.
 PGHOME = PGBIN.parent
@@ -32,6 +34,11 @@ def installed_extension_files():
     """Our files in the system PostgreSQL: what `cargo pgrx install` or the package put there."""
     return [PGHOME / "lib" / "unleash_webhook.so",
             *sorted((PGSHARE / "extension").glob("unleash_webhook*"))]
+
+
+# Where this run's clusters, private PostgreSQL copies and temporary files go. tests/run.sh makes
+# one directory per run and stops whatever runs under it when it ends, and nothing else.
+TMPDIR = pathlib.Path(os.environ.get("UW_TMPDIR", tempfile.gettempdir()))
 
 
 def free_port():
@@ -50,7 +57,7 @@ class Cluster:
 
     def __init__(self, preload=True, conf="", pgbin=PGBIN):
         self.pgbin = pathlib.Path(pgbin)
-        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="uw-", dir="/tmp"))
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="uw-", dir=TMPDIR))
         pg = pwd.getpwnam("postgres")
         os.chown(self.dir, pg.pw_uid, pg.pw_gid)
         self.data = self.dir / "data"
@@ -110,10 +117,17 @@ log_min_messages = log
         return self.logfile.read_text(errors="replace")
 
     def reload(self, conn, **settings):
+        """Sets unleash_webhook.<k> = v with ALTER SYSTEM and reloads; returns once the worker
+        has logged that it applied the reload (it logs one line per SIGHUP)."""
         for k, v in settings.items():
             conn.execute(f"ALTER SYSTEM SET unleash_webhook.{k} = '{v}'")
+        self.reload_and_wait(conn)
+
+    def reload_and_wait(self, conn, timeout=20):
+        before = self.log().count(RELOADED)
         conn.execute("SELECT pg_reload_conf()")
-        time.sleep(0.5)  # the worker applies SIGHUP at its next loop turn
+        if not wait_until(lambda: self.log().count(RELOADED) > before, timeout=timeout):
+            raise AssertionError(f"the worker did not apply the reload within {timeout} s")
 
     def destroy(self):
         self.stop("immediate")
@@ -128,7 +142,7 @@ class PrivatePostgres:
     extension into it (overlay) without touching the system installation other tests use."""
 
     def __init__(self):
-        self.root = pathlib.Path(tempfile.mkdtemp(prefix="uw-pg-", dir="/tmp"))
+        self.root = pathlib.Path(tempfile.mkdtemp(prefix="uw-pg-", dir=TMPDIR))
         os.chmod(self.root, 0o755)
         shutil.copytree(PGHOME, self.root / PGHOME.relative_to("/"), symlinks=True,
                         ignore=shutil.ignore_patterns("bitcode", "unleash_webhook*"))
@@ -156,11 +170,15 @@ class PrivatePostgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+# What the worker logs when it has applied a SIGHUP (src/pg/worker: reload).
+RELOADED = "unleash_webhook: configuration reloaded"
+
+
 def make_unleash_cluster(**kw):
     c = Cluster(**kw)
     with c.connect("postgres") as conn:
         conn.execute("CREATE DATABASE unleash")
-    c.psql_file(SHARED / "unleash" / "events-table.sql")
+    c.psql_file(UNLEASH_FIXTURES / "events-table.sql")
     with c.connect() as conn:
         conn.execute("CREATE EXTENSION unleash_webhook")
         # The worker started before the database existed: it waits for it and reconnects
@@ -188,7 +206,8 @@ def db(cluster):
         pass
     with cluster.wait_connect() as conn:
         conn.execute("ALTER SYSTEM RESET ALL")
-        conn.execute("SELECT pg_reload_conf()")
+        # the next test starts with the worker running the defaults again
+        cluster.reload_and_wait(conn)
         for (name,) in conn.execute("SELECT name FROM unleash_webhook.subscriptions").fetchall():
             conn.execute("SELECT unleash_webhook.drop_subscription(%s)", (name,))
 
@@ -223,5 +242,166 @@ def worker_pid(conn):
     return conn.execute("SELECT unleash_webhook.worker_pid()").fetchone()[0]
 
 
+def reconnect(cluster, old_pid=None, timeout=60):
+    """A connection to the restarted server, once a worker (not `old_pid`) runs there. A
+    connection made while the crash restart is still under way dies; it is made again."""
+    deadline = time.time() + timeout
+    while True:
+        try:
+            conn = cluster.wait_connect(timeout=timeout)
+            if wait_until(lambda: worker_pid(conn) not in (None, old_pid),
+                          timeout=max(0.1, deadline - time.time())):
+                return conn
+        except psycopg.OperationalError:
+            pass
+        assert time.time() < deadline, "no worker after the fault"
+        time.sleep(0.05)
+
+
 def kill9(pid):
     os.kill(pid, signal.SIGKILL)
+
+
+# ---- Counting from the endpoint's side -------------------------------------------------------
+
+class Ledger:
+    """What the endpoint received, read from the requests alone (never from our tables): per
+    path, the event ids in the bodies (the default body is Unleash's event JSON, so its "id" is
+    the event id), and per webhook-id every (path, body) it was sent with."""
+
+    def __init__(self, sink, paths):
+        self.requests = [r for p in paths for r in sink.on(p)]
+        self.by_path = {p: [r for r in self.requests if r.path == p] for p in paths}
+
+    def events(self, path):
+        """The event ids received at `path`, each once."""
+        import json
+        return {json.loads(r.body)["id"] for r in self.by_path[path]}
+
+    def duplicates(self):
+        """Requests beyond the first that carried a webhook-id already seen."""
+        ids = [r.header("webhook-id") for r in self.requests]
+        return len(ids) - len(set(ids))
+
+    def id_clashes(self):
+        """webhook-ids that named two different requests (another body or another path)."""
+        seen, clashes = {}, set()
+        for r in self.requests:
+            key = r.header("webhook-id")
+            if seen.setdefault(key, (r.path, r.body)) != (r.path, r.body):
+                clashes.add(key)
+        return sorted(clashes)
+
+
+class Producer:
+    """Inserts `n` events of `event_type` in the background, `batch` per multi-row INSERT (as
+    Unleash writes a transaction's events), and keeps the ids INSERT ... RETURNING gave back.
+    It rides out crashes: when its connection dies mid-INSERT it reconnects (waiting for the
+    server as long as it takes to come back) and looks up by the batch's tag whether that
+    INSERT committed, so `inserted` is exactly what the events table holds of its events."""
+
+    def __init__(self, cluster, event_type, n, batch=100, pause=0.0, hold=0.0, tag="",
+                 synchronous_commit="on"):
+        """pause: seconds between INSERTs; hold: each INSERT's transaction stays open for up to
+        this long (random) before its COMMIT, so that several producers commit out of order,
+        as Unleash's transactions do; synchronous_commit: Unleash's sessions' setting."""
+        import threading
+        self.cluster, self.type, self.n, self.batch, self.pause = cluster, event_type, n, batch, pause
+        self.hold, self.tag, self.synchronous_commit = hold, tag or event_type, synchronous_commit
+        self.inserted = []
+        self.error = None
+        self.stopping = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _connect(self):
+        deadline = time.time() + 120
+        while True:
+            try:
+                conn = self.cluster.connect()
+                conn.execute(f"SET synchronous_commit = {self.synchronous_commit}")
+                return conn
+            except psycopg.OperationalError:
+                if time.time() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def _run(self):
+        try:
+            conn = self._connect()
+            k = 0
+            while len(self.inserted) < self.n and not self.stopping:
+                tag = f"{self.tag}-{k}"
+                rows = [(self.type, None, None, tag)] * min(self.batch, self.n - len(self.inserted))
+                try:
+                    if self.hold:
+                        with conn.transaction():
+                            ids = insert_events(conn, rows)
+                            time.sleep(random.uniform(0, self.hold))
+                    else:
+                        ids = insert_events(conn, rows)
+                    self.inserted += ids
+                    k += 1
+                except psycopg.OperationalError:
+                    conn = self._connect()
+                    # the INSERT may have committed before the connection died
+                    got = [r[0] for r in conn.execute(
+                        "SELECT id FROM events WHERE feature_name = %s", (tag,)).fetchall()]
+                    self.inserted += got
+                    k += 1 if got else 0
+                if self.pause:
+                    time.sleep(self.pause)
+        except Exception as e:  # noqa: BLE001 - reported by join()
+            self.error = e
+
+    def stop(self):
+        """Ends the stream after the INSERT under way."""
+        self.stopping = True
+        return self.join()
+
+    def join(self, timeout=300):
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the producer did not finish"
+        if self.error:
+            raise self.error
+        return self.inserted
+
+
+def check_nothing_lost(sink, inserted, paths, label, sent_for_lost_events=False):
+    """Asserts, per subscription path, that the endpoint received exactly the inserted event
+    ids, no webhook-id named two different requests; reports the counts. Returns the ledger.
+    sent_for_lost_events: events may have been sent that a crash then lost (Unleash committed
+    them asynchronously), so the endpoint may hold more than `inserted`."""
+    ledger = Ledger(sink, paths)
+    lost = {p: sorted(set(inserted) - ledger.events(p)) for p in paths}
+    extra = {p: sorted(ledger.events(p) - set(inserted)) for p in paths}
+    clashes = ledger.id_clashes()
+    report(f"{label}: inserted {len(inserted)} events x {len(paths)} subscriptions, received "
+           f"{len(ledger.requests)} requests, lost {sum(len(v) for v in lost.values())}, "
+           f"duplicates {ledger.duplicates()}, id clashes {len(clashes)}")
+    assert all(not v for v in lost.values()), f"lost: { {p: v[:20] for p, v in lost.items()} }"
+    if not sent_for_lost_events:
+        assert all(not v for v in extra.values()), f"never inserted: {extra}"
+    assert clashes == [], f"webhook-ids naming two different requests: {clashes[:10]}"
+    return ledger
+
+
+# Lines the tests count (faults, hostile endpoints, secrets): printed at the end of every run by
+# pytest_terminal_summary, so that tests/run.sh shows them without -s.
+REPORTS = []
+
+
+def report(line):
+    REPORTS.append(line)
+    print("\n" + line)
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if REPORTS:
+        terminalreporter.section("counted by the tests")
+        for line in REPORTS:
+            terminalreporter.write_line(line)
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None:
+        terminalreporter.write_line(f"tests ran in a random order: repeat it with "
+                                    f"-p randomly -p 'randomly_seed={seed}'")

@@ -3,7 +3,7 @@
 import json
 import time
 
-from conftest import SHARED, make_unleash_cluster
+from conftest import UNLEASH_FIXTURES, make_unleash_cluster, wait_until
 from sink import Sink
 
 
@@ -42,7 +42,7 @@ def main():
         # before COMMIT (the worker only ever sees committed rows): the trigger wrote one inbox
         # row for the whole INSERT, listing each event x subscription pair.
         with conn.transaction():
-            conn.execute((SHARED / "unleash" / "sample-events.sql").read_text())
+            conn.execute((UNLEASH_FIXTURES / "sample-events.sql").read_text())
             show(conn, "queued in the event's transaction, before COMMIT (unleash_webhook._inbox)",
                  "SELECT s.name AS subscription, i.event_ids[p.ev] AS event_id, "
                  "i.event_types[p.ev] AS event_type "
@@ -51,7 +51,10 @@ def main():
                  "JOIN unleash_webhook._subscriptions s ON s.id = p.sub ORDER BY 2, 1")
         sink.wait_for("/webhook", 6, timeout=10)
         sink.wait_for("/slack", 2, timeout=10)
-        time.sleep(0.3)
+        # the worker records each outcome a moment after the response
+        wait_until(lambda: conn.execute(
+            "SELECT count(*) FILTER (WHERE status = 'delivered') = 8 "
+            "FROM unleash_webhook.deliveries").fetchone()[0], timeout=10)
         show(conn, "delivered", "SELECT id, subscription, event_id, status, attempts, "
              "last_status_code, delivered_at - created_at AS after_queueing "
              "FROM unleash_webhook.deliveries ORDER BY id")

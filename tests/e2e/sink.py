@@ -40,6 +40,9 @@ class Sink:
     def __init__(self, tls_context: ssl.SSLContext | None = None):
         self.received: list[Received] = []
         self.scripts: dict[str, list[Reply]] = {}
+        # Called with each request as it is recorded, before it is answered (fault tests crash
+        # the server from here: the worker has just sent this request).
+        self.on_receive = None
         self.lock = threading.Condition()
         sink = self
 
@@ -64,6 +67,9 @@ class Sink:
                 with sink.lock:
                     sink.received.append(rec)
                     sink.lock.notify_all()
+                    hook = sink.on_receive
+                if hook:
+                    hook(rec)
                 if reply.delay:
                     time.sleep(reply.delay)
                 try:
@@ -85,6 +91,12 @@ class Sink:
             daemon_threads = True
             allow_reuse_address = True
             request_queue_size = 256
+
+            def handle_error(self, request, client_address):
+                # a sender killed mid-request (the fault tests do that) is not the sink's error
+                import sys
+                if not isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+                    super().handle_error(request, client_address)
 
         self.server = Server(("127.0.0.1", 0), Handler)
         if tls_context is not None:

@@ -14,8 +14,8 @@ import tempfile
 
 import pytest
 
-from conftest import (ROOT, insert_events, installed_extension_files, make_unleash_cluster,
-                      wait_until)
+from conftest import (ROOT, TMPDIR, insert_events, installed_extension_files,
+                      make_unleash_cluster, report, wait_until)
 from test_delivery import create, deliveries
 
 PACKAGE = "postgresql-15-unleash-webhook"
@@ -40,11 +40,17 @@ def deb():
 
 @pytest.fixture()
 def system_files_restored():
-    backup = pathlib.Path(tempfile.mkdtemp(prefix="uw-sysfiles-"))
+    # The package is this machine's owner's business when it was there before the test: the
+    # test neither replaces nor purges it.
+    if installed():
+        pytest.skip(f"{PACKAGE} is installed on this machine already; this test installs and "
+                    "purges it, so it runs only where it is not installed (as in CI)")
+    backup = pathlib.Path(tempfile.mkdtemp(prefix="uw-sysfiles-", dir=TMPDIR))
     saved = [(f, backup / f.name) for f in installed_extension_files() if f.exists()]
     for f, b in saved:
         shutil.copy2(f, b)
     yield
+    # only what this test installed
     if installed():
         run("apt-get", "purge", "-y", "-q", PACKAGE)
     for f, b in saved:
@@ -57,8 +63,6 @@ def system_files_restored():
 def test_deb_installs_delivers_and_removes_cleanly(deb, sink, system_files_restored):
     assert deb.name.startswith(f"{PACKAGE}_") and deb.name.endswith("_amd64.deb"), deb.name
     version = run("dpkg-deb", "-f", deb, "Version").strip()
-    if installed():
-        run("apt-get", "purge", "-y", "-q", PACKAGE)
     # what `cargo pgrx install` put there goes, so that the package's files are the ones used
     for f in installed_extension_files():
         f.unlink(missing_ok=True)
@@ -94,5 +98,5 @@ def test_deb_installs_delivers_and_removes_cleanly(deb, sink, system_files_resto
     assert not installed()
     left = [str(p) for p in files if p.is_file() and p.exists()]
     assert left == [], left
-    print(f"\n{deb.name}: installed, delivered event {event_id}, purged; "
-          f"{len(owned)} files, none left")
+    report(f"{deb.name}: installed, delivered event {event_id}, purged; "
+           f"{len(owned)} files, none left")

@@ -6,12 +6,12 @@ import pathlib
 import shutil
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-from conftest import (ROOT, SHARED, PrivatePostgres, insert_events, installed_extension_files,
-                      make_unleash_cluster, wait_until, worker_pid)
+from conftest import (ROOT, UNLEASH_FIXTURES, PrivatePostgres, insert_events,
+                      installed_extension_files, make_unleash_cluster, report, wait_until,
+                      worker_pid)
 from sink import Reply
 from test_delivery import create, deliveries
 
@@ -119,7 +119,8 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         create(conn, "upgrade-template", sink.url("/upgrade-template"), ["t-upgrade"],
                body_template='{"event": "{{event.type}}", "id": {{event.id}}}')
         insert_events(conn, [("t-upgrade", None, None, None)] * 20)
-        time.sleep(0.5)
+        # the slow endpoint has begun: one request arrived, 200 ms each, most still queued
+        assert len(sink.wait_for("/upgrade", 1)) >= 1
         pending = sum(1 for d in deliveries(conn, "upgrade") if d[2] in ("pending", "sending"))
         assert pending > 10
         conn.close()
@@ -152,7 +153,7 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         # and the updated schema is exactly what a fresh install of this version makes, in a
         # database that has Unleash's events table too (the trigger on it is compared)
         conn.execute("CREATE DATABASE fresh")
-        c.psql_file(SHARED / "unleash" / "events-table.sql", "fresh")
+        c.psql_file(UNLEASH_FIXTURES / "events-table.sql", "fresh")
         with c.connect("fresh") as fresh:
             fresh.execute("CREATE EXTENSION unleash_webhook")
             want = [r[0] for r in fresh.execute(SCHEMA_FINGERPRINT).fetchall()]
@@ -161,8 +162,8 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         extra = sorted(set(got_schema) - set(want))
         assert (missing, extra) == ([], []), f"fresh only: {missing}\nupgraded only: {extra}"
         assert len(want) > 50
-        print(f"\nupgrade {PREVIOUS} (built from git) -> {version} with {pending} deliveries "
-              f"pending at restart: 30 delivered, {len(got) - 30} duplicates, 0 lost")
+        report(f"upgrade {PREVIOUS} (built from git) -> {version} with {pending} deliveries "
+               f"pending at restart: 30 delivered, {len(got) - 30} duplicates, 0 lost")
     finally:
         c.destroy()
         pg.destroy()
