@@ -27,9 +27,19 @@ stop_ours() {
 trap stop_ours EXIT
 pgdata=$UW_TMPDIR/pgrx
 install -d -o postgres -g postgres "$pgdata"
+# figures the Rust tests count write a line here; printed after them
+export UW_REPORTS=$UW_TMPDIR/reports
+mkdir -p "$UW_REPORTS"
 
 echo "== cargo pgrx test (pure core + SQL API)"
 cargo pgrx test pg15 --runas postgres --pgdata "$pgdata"
+# what the hostile-input tables tried (src/tests/hostile.rs writes one line per table)
+awk -F'\t' '{ t++; c += $2; ours += $3; pg += $4; ok += $5 }
+    END { if (!t) exit 1
+          printf "hostile input: %d calls in %d tables: %d refused by our code with a specific " \
+                 "SQLSTATE and a hint, %d refused by PostgreSQL before our code, %d accepted\n",
+                 c, t, ours, pg, ok }' "$pgdata/hostile-input.tsv"
+cat "$UW_REPORTS"/*.txt
 
 echo "== installing the extension into the system PostgreSQL"
 cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null

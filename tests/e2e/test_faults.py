@@ -114,6 +114,20 @@ def wal_writer(conn):
                         "WHERE backend_type = 'walwriter'").fetchone()[0]
 
 
+def freeze_wal_writer(conn, pid):
+    """Stops the WAL writer while it sleeps between rounds: stopped inside a write it would
+    keep WALWriteLock, and every backend would wait for it."""
+    for _ in range(1000):
+        os.kill(pid, signal.SIGSTOP)
+        state = conn.execute("SELECT wait_event FROM pg_stat_activity WHERE pid = %s",
+                             (pid,)).fetchone()
+        if state and state[0] == "WalWriterMain":
+            return
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.001)
+    raise AssertionError("the WAL writer never rested")
+
+
 def crash_right_after_sends(c, sink):
     conn = c.connect()
     paths = ["/clash-a", "/clash-b"]
@@ -132,7 +146,7 @@ def crash_right_after_sends(c, sink):
         worker, writer = worker_pid(conn), wal_writer(conn)
         # WAL written from here on stays in shared memory until a backend must write it (its
         # buffers are full, or a synchronous commit flushes)
-        os.kill(writer, signal.SIGSTOP)
+        freeze_wal_writer(conn, writer)
         fired = threading.Lock()
         crashed = threading.Event()
         before = []
@@ -148,9 +162,14 @@ def crash_right_after_sends(c, sink):
                 crashed.set()
         sink.on_receive = crash_now
         try:
-            assert crashed.wait(120), (
-                f"crash {i + 1} never fired: {received(sink, paths)} received, target {target}, "
-                f"producers {[(len(p.inserted), p.error) for p in producers]}")
+            if not crashed.wait(120):
+                activity = c.connect().execute(
+                    "SELECT pid, backend_type, state, wait_event_type, wait_event, "
+                    "left(query, 80) FROM pg_stat_activity").fetchall()
+                raise AssertionError(
+                    f"crash {i + 1} never fired: {received(sink, paths)} received, target "
+                    f"{target}, producers {[(len(p.inserted), p.error) for p in producers]}\n"
+                    f"{activity}\n{c.log()[-3000:]}")
         finally:
             sink.on_receive = None
         conn = reconnect(c, worker)

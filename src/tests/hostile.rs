@@ -44,8 +44,33 @@ fn hx_short(stmt: &str) -> String {
     stmt.chars().take(160).collect()
 }
 
+/// Appends what a table tried to `hostile-input.tsv` beside the test cluster's data directory
+/// (`tests/run.sh` sums it up and prints it): the counts in the docs come from this run.
+fn hx_tally(table: &str, rows: &[(String, &str)], by_postgres: bool) {
+    use std::io::Write;
+    let data = Spi::get_one::<String>("SHOW data_directory")
+        .unwrap()
+        .unwrap();
+    let path = std::path::Path::new(&data).with_file_name("hostile-input.tsv");
+    let refused = rows.iter().filter(|(_, want)| *want != "00000").count();
+    // calls, refused by our code, refused by PostgreSQL itself, accepted
+    let (ours, theirs) = if by_postgres { (0, refused) } else { (refused, 0) };
+    let line = format!(
+        "{table}\t{}\t{ours}\t{theirs}\t{}\n",
+        rows.len(),
+        rows.len() - refused
+    );
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()))
+        .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+}
+
 /// Runs a table of (statement, expected SQLSTATE); see the file's header for the rules.
-fn hx_check_table(rows: &[(String, &str)]) {
+fn hx_check_table(table: &str, rows: &[(String, &str)]) {
+    hx_tally(table, rows, false);
     for (stmt, want) in rows {
         assert!(
             *want != "22000" && *want != "XX000",
@@ -71,7 +96,8 @@ fn hx_check_table(rows: &[(String, &str)]) {
 /// Statements PostgreSQL itself refuses while building the arguments (type input functions,
 /// regclass lookups), before any of our code runs: the SQLSTATE is PostgreSQL's own, with no
 /// hint of ours to give. Checked for the code, that nothing crashed and that nothing changed.
-fn hx_check_pg_refusals(rows: &[(String, &str)]) {
+fn hx_check_pg_refusals(table: &str, rows: &[(String, &str)]) {
+    hx_tally(table, rows, true);
     for (stmt, want) in rows {
         let before = hx_state();
         let got = sqlstate_of(stmt);
@@ -522,7 +548,7 @@ fn hx_create_subscription_table() {
             "00000",
         ),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_create_subscription_table", &rows);
     assert!(hx_exists("SELECT to_regclass('hx_c.victim') IS NOT NULL"));
     assert_eq!(
         count(
@@ -598,7 +624,7 @@ fn hx_postgres_refuses_before_our_code() {
             "22003",
         ),
     ];
-    hx_check_pg_refusals(&rows);
+    hx_check_pg_refusals("hx_postgres_refuses_before_our_code", &rows);
 }
 
 #[pg_test]
@@ -702,7 +728,7 @@ fn hx_alter_subscription_table() {
         // Renaming to its own name is a no-op. Accepted.
         (a("'hx-a-1', new_name => 'hx-a-1'"), "00000"),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_alter_subscription_table", &rows);
     assert!(hx_exists("SELECT to_regclass('hx_a.victim') IS NOT NULL"));
     let after = Spi::get_one::<String>(
         "SELECT row_to_json(s)::text FROM (SELECT url, event_types, content_type, \"authorization\",
@@ -760,7 +786,7 @@ fn hx_name_only_functions_table() {
         "SELECT unleash_webhook.pause_subscription('hx-n-1')".into(),
         "42704",
     ));
-    hx_check_table(&rows);
+    hx_check_table("hx_name_only_functions_table", &rows);
 }
 
 #[pg_test]
@@ -819,7 +845,7 @@ fn hx_redeliver_replay_purge_table() {
         (pf("'hx-r-1', interval '-1000 years'"), "22023"),
         (pf("'hx-r-1', interval '1000000 years'"), "22023"),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_redeliver_replay_purge_table", &rows);
     assert_eq!(
         count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'hx-r-1'"),
         3
@@ -854,7 +880,7 @@ fn hx_preview_arguments_table() {
         (p("'hx-p-1', -9223372036854775808"), "42704"),
         (p("'hx-p-1', 7200001"), "00000"),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_preview_arguments_table", &rows);
     // preview sends nothing and queues nothing.
     assert_eq!(
         count("SELECT count(*) FROM unleash_webhook.deliveries WHERE subscription = 'hx-p-1'"),
@@ -923,7 +949,7 @@ fn hx_attach_detach_table() {
         ("SELECT unleash_webhook.detach('hx_at_tmp')".into(), "00000"),
         ("SELECT unleash_webhook.detach('hx_at_tmp')".into(), "00000"),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_attach_detach_table", &rows);
     assert!(hx_exists("SELECT to_regclass('hx_at.victim') IS NOT NULL"));
     assert_eq!(
         count(
@@ -991,7 +1017,7 @@ fn hx_no_argument_functions() {
             "00000",
         ),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_no_argument_functions", &rows);
     assert_eq!(
         count("SELECT count(*) FROM unleash_webhook.worker_status()"),
         1
@@ -1058,7 +1084,7 @@ fn hx_import_unleash_addons_hostile_rows() {
             "00000",
         ),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_import_unleash_addons_hostile_rows", &rows);
     let report = import_report("hx_i.addons", true);
     let skipped: Vec<i32> = report
         .iter()
@@ -1112,7 +1138,7 @@ fn hx_import_unleash_addons_hostile_rows() {
 /// The 69 event types Unleash's Markdown formatter has a message for: the keys of `EVENT_MAP` in
 /// Unleash 8.2.0's `src/lib/addons/feature-event-formatter-md-events.ts`, listed here rather than
 /// read from our own port, so that a type dropped from the port is noticed.
-fn hx_markdown_types() -> Vec<&'static str> {
+pub(crate) fn hx_markdown_types() -> Vec<&'static str> {
     vec![
         "addon-config-created", "addon-config-deleted", "addon-config-updated",
         "api-token-created", "api-token-deleted", "change-added", "change-discarded",
@@ -1436,7 +1462,7 @@ fn hx_odd_events_through_capture_and_preview() {
             ));
         }
     }
-    hx_check_table(&rows);
+    hx_check_table("hx_odd_events_through_capture_and_preview", &rows);
     let body = |name: &str, id: i64| {
         Spi::get_one::<String>(&format!(
             "SELECT body FROM unleash_webhook.preview('{name}', {id})"
@@ -1588,7 +1614,7 @@ fn hx_render_limits_and_partials_via_preview() {
             "00000",
         ),
     ];
-    hx_check_table(&rows);
+    hx_check_table("hx_render_limits_and_partials_via_preview", &rows);
     let body = |name: &str, id: i64| {
         Spi::get_one::<String>(&format!(
             "SELECT body FROM unleash_webhook.preview('{name}', {id})"

@@ -3,13 +3,13 @@
 //! Unleash's webhook sends `JSON.stringify(event)` where `event` is built from the row by its
 //! event store (`rowToEvent`): node-pg has already `JSON.parse`d the `json`/`jsonb` columns and
 //! turned `created_at` into a `Date`. Reproducing those bytes therefore means going through the
-//! same JavaScript value model ([`crate::js`]): parse each JSON column, build the object with
+//! same JavaScript value model ([`crate::core::js`]): parse each JSON column, build the object with
 //! Unleash's key order, and print it the way `JSON.stringify` does. This module also builds the
 //! Mustache view `{ event, eventJson, eventMarkdown }` that body templates are rendered against.
 
 use std::fmt;
 
-use crate::js::{self, JsonError, Value};
+use crate::core::js::{self, JsonError, Value};
 
 /// One row of Unleash's `events` table, as read by the extension (`ip` and `announced` are
 /// never sent, so they are not here).
@@ -277,7 +277,7 @@ pub(crate) mod tests {
     /// Cross-checks the embedded bodies against the fixture file of what Unleash sent.
     #[test]
     fn embedded_bodies_match_fixture_file() {
-        let text = include_str!("../tests/fixtures/unleash/expected-default-bodies.jsonl");
+        let text = include_str!("../../tests/fixtures/unleash/expected-default-bodies.jsonl");
         let rows = sample_rows();
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(lines.len(), rows.len());

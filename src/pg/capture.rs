@@ -27,8 +27,8 @@
 //! aborted (sub)transaction captured is dropped with it. The worker deletes an inbox row in the
 //! same transaction that inserts its deliveries.
 
-use crate::matching::Filter;
-use crate::wake;
+use crate::core::matching::Filter;
+use crate::pg::wake;
 use pgrx::prelude::*;
 use pgrx::{FromDatum, IntoDatum};
 use std::cell::RefCell;

@@ -251,15 +251,15 @@ except Exception as e:
     fn python_verify(secret: &str, id: &str, ts: i64, body: &str, sig: &str) -> String {
         let python = std::env::var("UW_PYTHON").unwrap_or_else(|_| "python3".to_string());
         let mut req = String::from("{\"secret\":");
-        crate::js::quote_json_string(secret, &mut req);
+        crate::core::js::quote_json_string(secret, &mut req);
         req.push_str(",\"body\":");
-        crate::js::quote_json_string(body, &mut req);
+        crate::core::js::quote_json_string(body, &mut req);
         req.push_str(",\"headers\":{\"webhook-id\":");
-        crate::js::quote_json_string(id, &mut req);
+        crate::core::js::quote_json_string(id, &mut req);
         req.push_str(&format!(
             ",\"webhook-timestamp\":\"{ts}\",\"webhook-signature\":"
         ));
-        crate::js::quote_json_string(sig, &mut req);
+        crate::core::js::quote_json_string(sig, &mut req);
         req.push_str("}}");
         let hint = format!(
             "the interop test needs Python with the `standardwebhooks` package: \

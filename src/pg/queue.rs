@@ -4,7 +4,7 @@
 //! returns `Err` with Postgres's message rather than raising, so that one bad statement costs
 //! a batch, never the worker.
 
-use crate::event_json::EventRow;
+use crate::core::event_json::EventRow;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use pgrx::{PgBuiltInOids, PgOid};

@@ -2,12 +2,13 @@
 //! `preview`, and the worker's counters. Subscription management itself is plpgsql, where the
 //! SQLSTATEs and hints are easiest to read.
 
-use crate::event_json::EventRow;
+use crate::core::event_json::EventRow;
+use crate::core::js::{Value, stringify};
+use crate::core::request::{self, Context, Subscription};
+use crate::core::signing;
+use crate::core::template::Template;
 use crate::http::{DestinationPolicy, destination_refusal};
-use crate::js::{Value, stringify};
-use crate::request::{self, Context, Subscription};
-use crate::template::Template;
-use crate::{gucs, queue, signing, wake};
+use crate::pg::{gucs, queue, wake};
 use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::prelude::*;
 use std::sync::atomic::Ordering;

@@ -10,12 +10,12 @@
 //! `webhook-timestamp` and `webhook-signature`.
 //! No pgrx in here.
 
-use crate::event_json::{EventRow, event_json, event_value, template_view};
+use crate::core::event_json::{EventRow, event_json, event_value, template_view};
+use crate::core::js::{Value, parse_json};
+use crate::core::markdown::{PLACEHOLDER, event_markdown, substitute_markdown};
+use crate::core::signing::{parse_secret, signature_header};
+use crate::core::template::Template;
 use crate::http::Request;
-use crate::js::{Value, parse_json};
-use crate::markdown::{PLACEHOLDER, event_markdown, substitute_markdown};
-use crate::signing::{parse_secret, signature_header};
-use crate::template::Template;
 use std::sync::Arc;
 
 /// A subscription as the worker needs it to build requests; built once per change.

@@ -51,7 +51,7 @@
 
 use std::fmt;
 
-use crate::js::{self, Value};
+use crate::core::js::{self, Value};
 
 /// Deepest section nesting a template may have; deeper is a compile error.
 pub const MAX_SECTION_DEPTH: usize = 200;
@@ -1226,8 +1226,8 @@ impl<'v> Renderer<'v> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_json::template_view;
-    use crate::js::{parse_json, stringify};
+    use crate::core::event_json::template_view;
+    use crate::core::js::{parse_json, stringify};
 
     /// Corpus cases whose output is known to differ from mustache.js (documented above).
     const KNOWN_DIFFERENCES: &[&str] = &[];

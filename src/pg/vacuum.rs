@@ -11,8 +11,8 @@
 //! `VACUUM (SKIP_LOCKED)` of them and exits. Not in the worker itself: a vacuum of a busy queue
 //! takes seconds, and the worker's loop must keep claiming. Autovacuum still runs as usual.
 
-use crate::gucs;
-use crate::worker::NAME;
+use crate::pg::NAME;
+use crate::pg::gucs;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker};
 use pgrx::pg_sys;
 use pgrx::prelude::*;

@@ -9,13 +9,13 @@ use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
 use std::collections::HashSet;
 
-use crate::event_json::{EventRow, event_json, event_value, template_view};
+use crate::core::event_json::{EventRow, event_json, event_value, template_view};
+use crate::core::js::{self, Value, parse_json, stringify};
+use crate::core::markdown::{PLACEHOLDER, event_markdown, substitute_markdown, try_event_markdown};
+use crate::core::request::{Subscription, render_body};
+use crate::core::signing::parse_secret;
+use crate::core::template::{Limits, Template};
 use crate::http::{check_url, valid_header_name, valid_header_value};
-use crate::js::{self, Value, parse_json, stringify};
-use crate::markdown::{PLACEHOLDER, event_markdown, substitute_markdown, try_event_markdown};
-use crate::request::{Subscription, render_body};
-use crate::signing::parse_secret;
-use crate::template::{Limits, Template};
 
 fn config(cases: u32, file: &'static str) -> ProptestConfig {
     ProptestConfig {
@@ -372,18 +372,9 @@ fn event_row() -> impl Strategy<Value = EventRow> {
         )
 }
 
-/// The event types Unleash's Markdown formatter knows (read from markdown.rs's EVENT_MAP).
-fn markdown_types() -> Vec<&'static str> {
-    include_str!("markdown.rs")
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("event_type: \""))
-        .filter_map(|l| l.strip_suffix("\","))
-        .collect()
-}
-
 /// An event object as event_value builds it, with arbitrary values in every field.
 fn event_object() -> impl Strategy<Value = Value> {
-    let types = markdown_types();
+    let types = crate::tests::hx_markdown_types();
     let event_type = prop_oneof![
         prop::sample::select(types).prop_map(|t| Value::String(t.to_string())),
         view_value(),
@@ -488,7 +479,7 @@ proptest! {
         let tag = if inverted { "{{^a}}" } else { "{{#a}}" };
         let src = format!("{}x{}", tag.repeat(depth), "{{/a}}".repeat(depth));
         let r = Template::compile(&src);
-        prop_assert_eq!(r.is_ok(), depth <= crate::template::MAX_SECTION_DEPTH, "depth {}", depth);
+        prop_assert_eq!(r.is_ok(), depth <= crate::core::template::MAX_SECTION_DEPTH, "depth {}", depth);
     }
 }
 

@@ -7,26 +7,26 @@
 //! timeout }. No transaction is ever open while HTTP is in flight. A Postgres error inside a
 //! transaction is caught, logged and rolled back: it costs one batch, never the worker.
 
-use crate::event_json::EventRow;
-use crate::gucs::{self, WorkerSettings};
+mod pool;
+
+use crate::core::event_json::EventRow;
+use crate::core::request::{self, Context, Subscription};
 use crate::http::{self, Client, ClientConfig, DestinationPolicy, Verdict};
-use crate::pool::{Done, Job, Pool, Ticket};
-use crate::queue::{self, Claimed, Outcome};
-use crate::request::{self, Context, Subscription};
-use crate::vacuum;
-use crate::wake;
+use crate::pg::NAME;
+use crate::pg::gucs::{self, WorkerSettings};
+use crate::pg::queue::{self, Claimed, Outcome};
+use crate::pg::vacuum;
+use crate::pg::wake;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
+use pool::{Done, Job, Pool, Ticket};
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// The name in `pg_stat_activity.backend_type`, `application_name` and every log line.
-pub const NAME: &str = "unleash_webhook";
 
 /// How long a SIGTERM waits for attempts in flight before the rest are left claimed (they are
 /// sent again after the restart). Postgres's shutdown waits for us, so keep it short.

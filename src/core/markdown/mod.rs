@@ -10,7 +10,7 @@
 //!   `feature-event-formatter-md-events.ts`, copied verbatim below); other types fall back to
 //!   `*<createdBy>* triggered *<type>*`, which Unleash *also* renders as a Mustache template.
 //! - Unleash renders these messages with mustache.js and an identity `escape`, so `{{x}}` prints
-//!   `String(x)` without HTML escaping. [`crate::template`] always HTML-escapes `{{x}}`, so every
+//!   `String(x)` without HTML escaping. [`crate::core::template`] always HTML-escapes `{{x}}`, so every
 //!   message is first rewritten to use `{{&x}}` for its escaped-variable tags (by a scan that
 //!   follows mustache.js's own); everything else (lookups, `String(v)`, parsing) is
 //!   mustache.js's.
@@ -27,8 +27,8 @@
 
 use std::fmt;
 
-use crate::js::{self, Value};
-use crate::template::{Template, is_js_space};
+use crate::core::js::{self, Value};
+use crate::core::template::{Template, is_js_space};
 
 /// Stands for `eventMarkdown` while a body template is rendered; Unleash 8.0.3+ renders with
 /// this value and substitutes the Markdown afterwards (see [`substitute_markdown`]).
@@ -251,7 +251,7 @@ fn bold_str(text: &str) -> String {
 /// Renders one of the formatter's messages as Unleash does: mustache.js with an identity
 /// `escape`, i.e. no HTML escaping anywhere.
 fn render(template: &str, view: &Value) -> Result<String, MarkdownError> {
-    let js_error = |e: crate::template::TemplateError| MarkdownError {
+    let js_error = |e: crate::core::template::TemplateError| MarkdownError {
         message: e.js_message(),
     };
     // The rewrite changes no tag's kind but `name`, so it compiles exactly when the original
@@ -267,7 +267,7 @@ fn render(template: &str, view: &Value) -> Result<String, MarkdownError> {
 /// The event as Unleash's formatter sees it: `createdAt` is a `Date` there (only a template
 /// smuggled into `createdBy`/`type` of an unknown event could print it).
 fn view_event(event: &Value) -> Value {
-    crate::event_json::with_created_at_date(event.clone())
+    crate::core::event_json::with_created_at_date(event.clone())
 }
 
 /// The formatter's state: the event and `this.unleashUrl` (link style Markdown, bold `*`).
@@ -1271,8 +1271,8 @@ const EVENT_MAP: &[Entry] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_json::template_view;
-    use crate::js::{parse_json, stringify};
+    use crate::core::event_json::template_view;
+    use crate::core::js::{parse_json, stringify};
 
     const URL: &str = "unleashUrl";
 
@@ -1883,8 +1883,8 @@ mod tests {
         }
     }
 
-    fn row(id: i64, ty: &str) -> crate::event_json::EventRow {
-        crate::event_json::EventRow {
+    fn row(id: i64, ty: &str) -> crate::core::event_json::EventRow {
+        crate::core::event_json::EventRow {
             id,
             created_at_us: Some(1_795_729_242_045_794),
             event_type: ty.to_string(),
@@ -1902,7 +1902,7 @@ mod tests {
     /// captured from a live Unleash.
     #[test]
     fn rows_from_the_events_table() {
-        use crate::event_json::event_value;
+        use crate::core::event_json::event_value;
         let mut enabled = row(16, "feature-environment-enabled");
         enabled.environment = Some("development".to_string());
         assert_eq!(

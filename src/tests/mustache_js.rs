@@ -1,4 +1,4 @@
-//! Differential test of [`crate::template`] against the real mustache.js 4.2.0.
+//! Differential test of [`crate::core::template`] against the real mustache.js 4.2.0.
 //!
 //! A deterministic generator (seeded xorshift, no dependencies) builds a corpus of templates ×
 //! event views, renders every case with this crate and with `Mustache.render(tpl, view)` run by
@@ -41,9 +41,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::event_json::{EventRow, event_json, event_value, template_view};
-use crate::js::{self, Value};
-use crate::template::Template;
+use crate::core::event_json::{EventRow, event_json, event_value, template_view};
+use crate::core::js::{self, Value};
+use crate::core::template::Template;
 
 /// xorshift64*: tiny, deterministic, good enough to pick fragments.
 struct Rng(u64);
@@ -86,7 +86,7 @@ const MARKDOWN: &str = "*admin* created *[spike-flag-1](http://localhost:4242/pr
 
 /// The six real rows of Unleash's sample events, as `event_json`'s own tests have them.
 fn sample_rows() -> Vec<(String, EventRow)> {
-    crate::event_json::tests::sample_rows()
+    crate::core::event_json::tests::sample_rows()
         .into_iter()
         .map(|r| (format!("sample {} {}", r.id, r.event_type), r))
         .collect()

@@ -4,8 +4,8 @@
 
 use pgrx::prelude::*;
 
-const EVENTS_DDL: &str = include_str!("../tests/fixtures/unleash/events-table.sql");
-const SAMPLE_EVENTS: &str = include_str!("../tests/fixtures/unleash/sample-events.sql");
+const EVENTS_DDL: &str = include_str!("../../tests/fixtures/unleash/events-table.sql");
+const SAMPLE_EVENTS: &str = include_str!("../../tests/fixtures/unleash/sample-events.sql");
 
 /// Creates schema `schema` holding Unleash's real tables (and trigger), attaches ours.
 fn unleash_schema(schema: &str) {
