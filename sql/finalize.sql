@@ -247,11 +247,13 @@ BEGIN
     UPDATE unleash_webhook._subscriptions SET enabled = true, updated_at = now()
      WHERE id = unleash_webhook._subscription_id(resume_subscription.name);
     -- Deliveries queued before the pause may send again now.
-    PERFORM unleash_webhook._wake_at_commit();
+    PERFORM unleash_webhook._wake_for_log();
 END;
 $$;
 
--- Returns how many pending deliveries were cancelled. Their rows and attempts stay as history.
+-- Returns how many deliveries it cancelled (waiting, or captured and not yet attempted). Their
+-- rows and attempts stay as history. Touches neither the inbox nor a row the worker has claimed
+-- for long: what the worker still holds of it is recorded as cancelled when it comes to it.
 CREATE FUNCTION unleash_webhook.drop_subscription(name text) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -260,18 +262,18 @@ DECLARE
     sub_id bigint := unleash_webhook._subscription_id(name);
     cancelled bigint;
 BEGIN
-    -- What was captured for it is cancelled like the rest of its queue.
-    PERFORM unleash_webhook._flush_inbox();
     -- The secrets go with the subscription; the name and URL stay for the history.
     UPDATE unleash_webhook._subscriptions
        SET dropped_at = now(), enabled = false, "authorization" = NULL, headers = '{}',
            signing_secrets = '{}', updated_at = now()
      WHERE id = sub_id;
     UPDATE unleash_webhook._deliveries
-       SET status = 'cancelled', finished_at = now(), last_error = 'subscription dropped'
+       SET status = 'cancelled', finished_at = now(), next_attempt_at = NULL, lease_until = NULL,
+           last_error = 'subscription dropped'
      WHERE subscription_id = sub_id AND status IN ('pending', 'sending');
     GET DIAGNOSTICS cancelled = ROW_COUNT;
-    RETURN cancelled;
+    RETURN cancelled + (SELECT count(*) FROM unleash_webhook._queued q
+                         WHERE q.subscription_id = sub_id);
 END;
 $$;
 
@@ -292,6 +294,10 @@ BEGIN
       JOIN unleash_webhook._subscriptions s ON s.id = d.subscription_id
      WHERE d.id = delivery_id;
     IF NOT FOUND THEN
+        -- Captured and not yet attempted: it is on its way already.
+        IF EXISTS (SELECT 1 FROM unleash_webhook._queued q WHERE q.id = delivery_id) THEN
+            RETURN;
+        END IF;
         RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = '42704',
             HINT = 'SELECT id FROM unleash_webhook.deliveries lists deliveries.';
     END IF;
@@ -303,7 +309,7 @@ BEGIN
        SET status = 'pending', round_attempts = 0, next_attempt_at = now(), lease_until = NULL,
            finished_at = NULL
      WHERE d.id = delivery_id AND d.status <> 'sending';
-    PERFORM unleash_webhook._wake_at_commit();
+    PERFORM unleash_webhook._wake_for_log();
 END;
 $$;
 
@@ -353,7 +359,8 @@ RETURN unnest(ARRAY[
     'release-plan-progressions-resumed']);
 
 -- Queues new deliveries to one subscription for every matching event created in [since, until),
--- in every attached events table. Returns how many were queued.
+-- in every attached events table, as the capture trigger does: inbox rows of at most 1,000
+-- deliveries, with new delivery ids. Returns how many were queued.
 CREATE FUNCTION unleash_webhook.replay(subscription text, since timestamptz,
                                        until timestamptz DEFAULT now())
 RETURNS bigint
@@ -363,7 +370,9 @@ AS $$
 DECLARE
     sub unleash_webhook._subscriptions;
     tbl regclass;
-    n bigint;
+    ids int8[];
+    types text[];
+    n integer;
     total bigint := 0;
 BEGIN
     IF since IS NULL OR until IS NULL THEN
@@ -378,13 +387,22 @@ BEGIN
      WHERE s.id = unleash_webhook._subscription_id(replay.subscription);
     FOR tbl IN SELECT unleash_webhook._event_tables() LOOP
         EXECUTE format(
-            'INSERT INTO unleash_webhook._deliveries (subscription_id, event_table, event_id, event_type)
-             SELECT $1, $2, e.id, e.type FROM %s e
-              WHERE e.created_at >= $3 AND e.created_at < $4
-                AND unleash_webhook._matches(e.type, e.project, e.environment, $5, $6, $7)
-              ORDER BY e.id', tbl)
-        USING sub.id, tbl::oid, since, until, sub.event_types, sub.projects, sub.environments;
-        GET DIAGNOSTICS n = ROW_COUNT;
+            'SELECT array_agg(e.id::int8 ORDER BY e.id), array_agg(e.type::text ORDER BY e.id)
+               FROM %s e
+              WHERE e.created_at >= $1 AND e.created_at < $2
+                AND unleash_webhook._matches(e.type, e.project, e.environment, $3, $4, $5)', tbl)
+        INTO ids, types
+        USING since, until, sub.event_types, sub.projects, sub.environments;
+        n := coalesce(cardinality(ids), 0);
+        FOR k IN 0 .. (n - 1) / 1000 LOOP
+            EXIT WHEN n = 0;
+            INSERT INTO unleash_webhook._inbox
+                   (id, event_table, event_ids, event_types, pair_events, pair_subs, queued_at)
+            SELECT nextval('unleash_webhook._inbox_seq'), tbl, ids[k * 1000 + 1 : k * 1000 + 1000],
+                   types[k * 1000 + 1 : k * 1000 + 1000],
+                   ARRAY(SELECT generate_series(1, least(1000, n - k * 1000))),
+                   array_fill(sub.id, ARRAY[least(1000, n - k * 1000)]), now();
+        END LOOP;
         total := total + n;
     END LOOP;
     IF total > 0 THEN
@@ -532,44 +550,6 @@ BEGIN
 END;
 $$;
 
--- The capture trigger, unleash_webhook._capture(), is written in Rust (src/capture.rs): it
--- writes one _inbox row per INSERT statement. This turns inbox rows into deliveries, in
--- capture order within a batch; the worker calls it at the start of each turn (at most max_rows
--- rows), and drop_subscription() calls it (all rows) so that nothing captured escapes the
--- cancellation.
--- Pairs of a subscription dropped in the meantime become 'cancelled' deliveries.
-CREATE FUNCTION unleash_webhook._flush_inbox(max_rows integer DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    taken bigint;
-BEGIN
-    WITH batch AS (
-        DELETE FROM unleash_webhook._inbox i
-         WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
-        RETURNING i.event_table, i.event_ids, i.event_types, i.pair_events, i.pair_subs,
-                  i.queued_at
-    ), queued AS (
-        INSERT INTO unleash_webhook._deliveries
-               (subscription_id, event_table, event_id, event_type, status, created_at,
-                next_attempt_at, finished_at, last_error)
-        SELECT p.sub, b.event_table, b.event_ids[p.ev], b.event_types[p.ev],
-               CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
-               b.queued_at, b.queued_at,
-               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
-               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
-          FROM batch b
-         CROSS JOIN LATERAL unnest(b.pair_events, b.pair_subs) AS p(ev, sub)
-          JOIN unleash_webhook._subscriptions s ON s.id = p.sub
-         ORDER BY b.queued_at, b.event_ids[p.ev], p.sub
-    )
-    SELECT count(*) INTO taken FROM batch;
-    RETURN taken;
-END;
-$$;
-REVOKE ALL ON FUNCTION unleash_webhook._flush_inbox(integer) FROM PUBLIC;
-
 -- Only the trigger calls it.
 REVOKE ALL ON FUNCTION unleash_webhook._capture() FROM PUBLIC;
 
@@ -701,7 +681,8 @@ REVOKE ALL ON FUNCTION
     unleash_webhook.redeliver(bigint),
     unleash_webhook.attach(regclass),
     unleash_webhook.detach(regclass),
-    unleash_webhook._wake_at_commit()
+    unleash_webhook._wake_at_commit(),
+    unleash_webhook._wake_for_log()
 FROM PUBLIC;
 
 COMMENT ON FUNCTION unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text) IS
@@ -738,6 +719,19 @@ COMMENT ON FUNCTION unleash_webhook.worker_pid() IS
     'The pid of the delivery worker, NULL when none runs.';
 COMMENT ON FUNCTION unleash_webhook.detach(regclass) IS
     'Removes the capture trigger from an events table.';
+
+-- The worker serves one database: in another, events would be captured and never sent.
+DO $$
+BEGIN
+    IF pg_catalog.current_setting('unleash_webhook.database_name', true)
+       IS DISTINCT FROM pg_catalog.current_database() THEN
+        RAISE WARNING 'unleash_webhook delivers the events of database "%" (unleash_webhook.database_name), not of "%": events captured here are queued and never sent',
+            pg_catalog.current_setting('unleash_webhook.database_name', true),
+            pg_catalog.current_database()
+            USING HINT = 'Set unleash_webhook.database_name to this database in postgresql.conf and restart PostgreSQL, or drop the extension here.';
+    END IF;
+END;
+$$;
 
 -- Unleash's events table usually already exists when the extension is created.
 DO $$

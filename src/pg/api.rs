@@ -182,12 +182,12 @@ fn _preview(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let ctx = Context {
-        webhook_id: &webhook_id,
+        webhook_id_prefix: &webhook_id,
         timestamp: now,
         unleash_url: &gucs::unleash_url(),
     };
     let request = match request::build(&sub, &row, &ctx) {
-        Ok(r) => r,
+        Ok(built) => built.request,
         Err(e) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("the body cannot be rendered: {}", e.0),
@@ -238,7 +238,7 @@ fn find_event(id: i64) -> Option<EventRow> {
     })
     .unwrap_or_default();
     tables.into_iter().find_map(|t| {
-        queue::read_events(t, &[id])
+        queue::read_events(None, t, &[id])
             .ok()
             .and_then(|mut m| m.remove(&id))
     })

@@ -29,6 +29,9 @@ pub struct WorkerSlot {
     /// Set by committing transactions that queued something; cleared by the worker before it
     /// drains, so a commit that lands during a drain makes it loop again at once.
     pending: AtomicBool,
+    /// Set by committing transactions that made a delivery of the log due (redeliver(),
+    /// resume_subscription()): the worker looks at the log then, not on every commit.
+    log_pending: AtomicBool,
     /// What worker_status() shows; written by the worker only.
     pub stats: WorkerStats,
     /// Set while the worker connects to its database: still set at the next start means the
@@ -62,6 +65,7 @@ static mut SHMEM_READY: bool = false;
 
 thread_local! {
     static QUEUED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    static LOG_DUE_IN_XACT: Cell<bool> = const { Cell::new(false) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
     static WARNED_NOT_PRELOADED: Cell<bool> = const { Cell::new(false) };
 }
@@ -74,6 +78,7 @@ pub fn init() {
             pid: AtomicI32::new(0),
             database: AtomicU32::new(0),
             pending: AtomicBool::new(false),
+            log_pending: AtomicBool::new(false),
             stats: WorkerStats::default(),
             connecting: AtomicBool::new(false),
         }
@@ -96,6 +101,14 @@ fn slot() -> Option<&'static WorkerSlot> {
 /// [`queued_in_transaction`] directly.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _wake_at_commit() {
+    queued_in_transaction();
+}
+
+/// Marks the current transaction as having made deliveries of the log due (redeliver, resume);
+/// the worker is woken at COMMIT and looks at the log.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _wake_for_log() {
+    LOG_DUE_IN_XACT.set(true);
     queued_in_transaction();
 }
 
@@ -125,12 +138,20 @@ unsafe extern "C-unwind" fn on_xact_event(
         pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
             if QUEUED_IN_XACT.replace(false) =>
         {
+            if LOG_DUE_IN_XACT.replace(false)
+                && let Some(slot) = slot()
+            {
+                slot.log_pending.store(true, Ordering::Release);
+            }
             wake_worker()
         }
         // A prepared transaction commits later, elsewhere: the worker's poll finds its rows.
         pg_sys::XactEvent::XACT_EVENT_ABORT
         | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
-        | pg_sys::XactEvent::XACT_EVENT_PREPARE => QUEUED_IN_XACT.set(false),
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            QUEUED_IN_XACT.set(false);
+            LOG_DUE_IN_XACT.set(false);
+        }
         _ => {}
     }
 }
@@ -222,6 +243,11 @@ pub fn withdraw_worker() {
 /// Clears the pending flag; returns whether a commit had set it since the last call.
 pub fn take_pending() -> bool {
     slot().is_some_and(|s| s.pending.swap(false, Ordering::AcqRel))
+}
+
+/// Clears the log flag; returns whether a commit made a delivery of the log due since.
+pub fn take_log_pending() -> bool {
+    slot().is_some_and(|s| s.log_pending.swap(false, Ordering::AcqRel))
 }
 
 /// The worker's pid, if one runs.

@@ -72,8 +72,9 @@ def test_twenty_kill9_during_20000_events_to_3_subscriptions(own_cluster, sink):
     ledger = check_nothing_lost(sink, inserted, paths,
                                 f"{kills} x kill -9 of the worker (at {hits[0]}..{hits[-1]} "
                                 "requests received)")
-    # a kill can only re-send what the worker had claimed: at most max_concurrency per kill
-    assert ledger.duplicates() <= kills * 64
+    # a kill re-sends only what had been sent and not yet recorded: the attempts in flight
+    # (max_concurrency, 64) and those finished since the last write (at most as many)
+    assert ledger.duplicates() <= kills * 2 * 64
 
 
 def test_postmaster_crash_mid_stream_loses_nothing(own_cluster, sink):
@@ -450,8 +451,9 @@ def test_missing_database_is_waited_for_without_a_restart_loop(sink):
                                timeout=30)
             assert third and third[0] == first[0], (first, third)
         log = c.log()
+        missing = 'FATAL:  database "later" does not exist'
         # one FATAL at the first start (connecting to a database that does not exist)
-        assert log.count("FATAL") <= 1 and log.count('database "later" does not exist') >= 1, log
+        assert log.count(missing) == 1, log
         with c.connect("postgres") as conn:
             conn.execute("CREATE DATABASE later")
         c.psql_file(UNLEASH_FIXTURES / "events-table.sql", dbname="later")
@@ -461,7 +463,6 @@ def test_missing_database_is_waited_for_without_a_restart_loop(sink):
             create(conn, "later", sink.url("/later"), ["t-later"])
             insert_events(conn, [("t-later", None, None, None)])
             assert len(sink.wait_for("/later", 1)) == 1
-        fatals = log.count("FATAL")
         # dropped while the worker serves it: FORCE terminates the worker, which then waits
         with c.connect("postgres") as conn:
             conn.execute("DROP DATABASE later WITH (FORCE)")
@@ -469,8 +470,8 @@ def test_missing_database_is_waited_for_without_a_restart_loop(sink):
             third = wait_until(lambda: (w := waiting_checks(conn, "later")) and w[1] >= 3 and w,
                                timeout=30)
             assert first and third and third[0] == first[0], (first, third)
-            # at most one FATAL for the restart that found the database gone
-            assert c.log().count("FATAL") <= fatals + 1, c.log()
+            # at most one more FATAL, for the restart that found the database gone
+            assert c.log().count(missing) <= 2, c.log()
             conn.execute("CREATE DATABASE later")
         c.psql_file(UNLEASH_FIXTURES / "events-table.sql", dbname="later")
         with c.connect("later") as conn:
@@ -479,7 +480,7 @@ def test_missing_database_is_waited_for_without_a_restart_loop(sink):
             create(conn, "later2", sink.url("/later2"), ["t-later"])
             insert_events(conn, [("t-later", None, None, None)])
             assert len(sink.wait_for("/later2", 1)) == 1
-        report(f"missing database: {c.log().count('FATAL')} FATAL in all, one process waited "
-               "each time; delivery resumed once it existed")
+        report(f"missing database: {c.log().count(missing)} FATAL for it in all, one process "
+               "waited each time; delivery resumed once it existed")
     finally:
         c.destroy()

@@ -2,6 +2,7 @@
 deliveries pending; the new package is installed over it, PostgreSQL restarts, and
 ALTER EXTENSION ... UPDATE runs while the new worker delivers. Nothing is lost."""
 
+import json
 import pathlib
 import shutil
 import subprocess
@@ -9,7 +10,7 @@ import tempfile
 
 import pytest
 
-from conftest import (ROOT, UNLEASH_FIXTURES, PrivatePostgres, insert_events,
+from conftest import (ROOT, UNLEASH_FIXTURES, Ledger, PrivatePostgres, insert_events,
                       installed_extension_files, make_unleash_cluster, report, wait_until,
                       worker_pid)
 from sink import Reply
@@ -17,9 +18,9 @@ from test_delivery import create, deliveries
 
 # The last release before this version, and the commit its tag points at: a clone made without
 # tags still has the commit, so the release can be rebuilt from it exactly.
-PREVIOUS = "0.1.0"
-PREVIOUS_TAG = "v0.1.0"
-PREVIOUS_COMMIT = "15873927aa65cecbf8a43e2e1d358a3c4bec6d95"
+PREVIOUS = "0.2.0"
+PREVIOUS_TAG = "v0.2.0"
+PREVIOUS_COMMIT = "1fa3902553e343e2a2715d26fee56eab0de10b64"
 
 
 def git_has(ref):
@@ -83,8 +84,9 @@ SELECT 'trigger ' || pg_get_triggerdef(t.oid)
   FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
  WHERE p.pronamespace = 'unleash_webhook'::regnamespace
 UNION ALL
-SELECT 'dumped ' || x.extconfig::regclass[]::text || ' ' || x.extcondition::text
-  FROM pg_extension x WHERE x.extname = 'unleash_webhook'
+SELECT 'dumped ' || c.oid::regclass::text || ' ' || coalesce(x.extcondition[c.n], '-')
+  FROM pg_extension x, unnest(x.extconfig) WITH ORDINALITY AS c(oid, n)
+ WHERE x.extname = 'unleash_webhook'
 ORDER BY 1
 """
 
@@ -118,7 +120,7 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         create(conn, "upgrade", sink.url("/upgrade"), ["t-upgrade"])
         create(conn, "upgrade-template", sink.url("/upgrade-template"), ["t-upgrade"],
                body_template='{"event": "{{event.type}}", "id": {{event.id}}}')
-        insert_events(conn, [("t-upgrade", None, None, None)] * 20)
+        inserted = insert_events(conn, [("t-upgrade", None, None, None)] * 20)
         # the slow endpoint has begun: one request arrived, 200 ms each, most still queued
         assert len(sink.wait_for("/upgrade", 1)) >= 1
         pending = sum(1 for d in deliveries(conn, "upgrade") if d[2] in ("pending", "sending"))
@@ -132,21 +134,22 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         conn = c.wait_connect()
         assert wait_until(lambda: worker_pid(conn), timeout=30)
         log_before = len(c.log())
-        # the new library serves the old schema until the UPDATE...
-        insert_events(conn, [("t-upgrade", None, None, None)] * 5)
+        # the new library captures into the old schema until the UPDATE...
+        inserted += insert_events(conn, [("t-upgrade", None, None, None)] * 5)
         conn.execute("ALTER EXTENSION unleash_webhook UPDATE")
         version = extversion(conn)
         assert version != PREVIOUS
-        # ...and the new schema after it, without a restart
-        insert_events(conn, [("t-upgrade", None, None, None)] * 5)
+        # ...and into the new schema after it, without a restart
+        inserted += insert_events(conn, [("t-upgrade", None, None, None)] * 5)
         for name in ("upgrade", "upgrade-template"):
             assert wait_until(lambda: [d[2] for d in deliveries(conn, name)] == ["delivered"] * 30,
                               timeout=60), deliveries(conn, name)
+        # counted from the endpoint: every event before, across and after the upgrade
         got = sink.on("/upgrade")
-        assert len({r.header("webhook-id") for r in got}) == 30
+        assert Ledger(sink, ["/upgrade"]).events("/upgrade") == set(inserted)
         bodies = {r.body for r in sink.on("/upgrade-template")}
-        assert len(bodies) == 30 and all(b.startswith(b'{"event": "t-upgrade", "id": ')
-                                         for b in bodies)
+        assert {json.loads(b)["id"] for b in bodies} == set(inserted)
+        assert all(b.startswith(b'{"event": "t-upgrade", "id": ') for b in bodies)
         log = c.log()[log_before:]
         # the worker went on through the update: no exit, no restart
         assert "exited with exit code" not in log, log
@@ -163,7 +166,7 @@ def test_upgrade_from_previous_release_with_deliveries_pending(sink, previous_re
         assert (missing, extra) == ([], []), f"fresh only: {missing}\nupgraded only: {extra}"
         assert len(want) > 50
         report(f"upgrade {PREVIOUS} (built from git) -> {version} with {pending} deliveries "
-               f"pending at restart: 30 delivered, {len(got) - 30} duplicates, 0 lost")
+               f"pending at restart: 30 events delivered, {len(got) - 30} duplicates, 0 lost")
     finally:
         c.destroy()
         pg.destroy()

@@ -6,7 +6,7 @@
 //! (`WaitLatchOrSocket`): a result is recorded as soon as it exists, without polling.
 //! No pgrx in here.
 
-use crate::http::{Attempt, Client, Request};
+use crate::http::{Attempt, Client, ErrorClass, Request};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -17,32 +17,16 @@ use std::time::{Instant, SystemTime};
 
 /// One HTTP attempt to make.
 pub struct Job {
-    /// Carried through untouched, for the main thread to record the result.
-    pub ticket: Ticket,
+    /// Names the attempt for the main thread, which keeps what it needs to record it.
+    pub key: u64,
     pub request: Request,
     /// The client current when the job was made (a reload swaps it for new jobs only).
     pub client: Client,
 }
 
-/// What the main thread needs back to record an attempt.
-#[derive(Clone, Debug)]
-pub struct Ticket {
-    pub delivery_id: i64,
-    pub subscription_id: i64,
-    /// The attempt's number over the delivery's whole life (1-based).
-    pub attempt: i32,
-    /// The attempt's number in the current round (reset by redeliver), for the retry rule.
-    pub round_attempt: i32,
-    /// The rendered body, stored with the first attempt only.
-    pub body_to_store: Option<String>,
-    /// The extension installation the delivery belongs to: a result that comes back after a
-    /// DROP/CREATE EXTENSION must not be written onto the new tables' rows of the same id.
-    pub installation: std::sync::Arc<str>,
-}
-
 /// A finished attempt.
 pub struct Done {
-    pub ticket: Ticket,
+    pub key: u64,
     pub started_at: SystemTime,
     pub attempt: Attempt,
 }
@@ -161,10 +145,25 @@ fn sender_loop(queue: &Mutex<Receiver<Job>>, results: &Sender<Done>, wake: &Unix
         };
         let Ok(job) = job else { return };
         let started_at = SystemTime::now();
-        let attempt = job.client.send(&job.request);
+        // A panic in the HTTP stack ends as this attempt's failure: the thread and the main
+        // thread's count of attempts in flight stay right.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            job.client.send(&job.request)
+        }))
+        .unwrap_or_else(|panic| Attempt {
+            status: None,
+            error_class: Some(ErrorClass::Other),
+            error: Some(format!(
+                "internal error in the HTTP client: {}",
+                panic_message(&panic)
+            )),
+            response_excerpt: String::new(),
+            duration: started_at.elapsed().unwrap_or_default(),
+            retry_after: None,
+        });
         if results
             .send(Done {
-                ticket: job.ticket,
+                key: job.key,
                 started_at,
                 attempt,
             })
@@ -179,4 +178,13 @@ fn sender_loop(queue: &Mutex<Receiver<Job>>, results: &Sender<Done>, wake: &Unix
             return;
         }
     }
+}
+
+/// What a caught panic said, if it said it with a string.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }
