@@ -7,13 +7,11 @@
 //! reimplementation of its intent:
 //!
 //! - Known event types have a Mustache message and link path (`EVENT_MAP` in
-//!   `feature-event-formatter-md-events.ts`, copied verbatim below); other types fall back to
+//!   `feature-event-formatter-md-events.ts`, copied verbatim in events.rs); other types fall back to
 //!   `*<createdBy>* triggered *<type>*`, which Unleash *also* renders as a Mustache template.
 //! - Unleash renders these messages with mustache.js and an identity `escape`, so `{{x}}` prints
-//!   `String(x)` without HTML escaping. [`crate::core::template`] always HTML-escapes `{{x}}`, so every
-//!   message is first rewritten to use `{{&x}}` for its escaped-variable tags (by a scan that
-//!   follows mustache.js's own); everything else (lookups, `String(v)`, parsing) is
-//!   mustache.js's.
+//!   `String(x)` without HTML escaping: [`Template::render_unescaped`]; everything else
+//!   (lookups, `String(v)`, parsing) is mustache.js's.
 //! - The helper texts (links, the strategy-change description with its constraints and
 //!   segments) are JavaScript template literals over loosely typed event data. They are
 //!   reproduced with JavaScript's semantics on [`Value`]: `undefined` (a missing key) differs
@@ -28,7 +26,7 @@
 use std::fmt;
 
 use crate::core::js::{self, Value};
-use crate::core::template::{Template, is_js_space};
+use crate::core::template::Template;
 
 mod events;
 
@@ -258,17 +256,11 @@ fn bold_str(text: &str) -> String {
 /// Renders one of the formatter's messages as Unleash does: mustache.js with an identity
 /// `escape`, i.e. no HTML escaping anywhere.
 fn render(template: &str, view: &Value) -> Result<String, MarkdownError> {
-    let js_error = |e: crate::core::template::TemplateError| MarkdownError {
-        message: e.js_message(),
-    };
-    // The rewrite changes no tag's kind but `name`, so it compiles exactly when the original
-    // does. Parse errors come from the original, so that their positions are mustache.js's
-    // (the inserted `&`s would shift them); so do those where the scan gave up.
-    let compiled = match raw_variable_tags(template).map(|raw| Template::compile(&raw)) {
-        Some(Ok(t)) => t,
-        _ => Template::compile(template).map_err(js_error)?,
-    };
-    compiled.render(view).map_err(js_error)
+    Template::compile(template)
+        .and_then(|t| t.render_unescaped(view))
+        .map_err(|e| MarkdownError {
+            message: e.js_message(),
+        })
 }
 
 /// The event as Unleash's formatter sees it: `createdAt` is a `Date` there (only a template
@@ -694,111 +686,6 @@ fn join(items: &[Value], sep: &str) -> Result<String, MarkdownError> {
         }
     }
     Ok(out)
-}
-
-// ---------------------------------------------------------------------------------------------
-// Mustache: rendering without HTML escaping.
-// ---------------------------------------------------------------------------------------------
-
-/// The end of the run of `\s` starting at byte `pos` (`scan(/\s*/)`).
-fn skip_space(s: &str, pos: usize) -> usize {
-    let tail = s.get(pos..).unwrap_or_default();
-    let rest = tail.trim_start_matches(is_js_space);
-    pos + (tail.len() - rest.len())
-}
-
-/// `scanUntil(/\s*LIT/)` from `pos`: where the leftmost match of `\s*LIT` starts, or the end.
-/// As `LIT` never starts with whitespace, that is the first `LIT` less the whitespace right
-/// before it.
-fn until_space_lit(s: &str, pos: usize, lit: &str) -> usize {
-    let tail = s.get(pos..).unwrap_or_default();
-    match tail.find(lit) {
-        None => s.len(),
-        Some(i) => {
-            let before = tail.get(..i).unwrap_or_default();
-            pos + before.trim_end_matches(is_js_space).len()
-        }
-    }
-}
-
-/// `scan(/\s*LIT/)` at `pos`: the position after the match, if it matches right there.
-fn at_space_lit(s: &str, pos: usize, lit: &str) -> Option<usize> {
-    let p = skip_space(s, pos);
-    s.get(p..)?.starts_with(lit).then_some(p + lit.len())
-}
-
-/// The template with `&` inserted into each escaped-variable tag (`{{ name }}` becomes
-/// `{{ &name }}`), so that [`Template`] prints it raw as mustache.js with an identity `escape`
-/// does; every other tag and all text are left alone, so parsing (standalone lines, positions
-/// of sections) is otherwise unchanged.
-///
-/// This follows mustache.js 4.2.0's `parseTemplate` scanner exactly, set-delimiter tags
-/// included. `None` where mustache.js throws while scanning (an unclosed tag or invalid
-/// delimiters); compiling the original template then reports that error.
-fn raw_variable_tags(template: &str) -> Option<String> {
-    let mut open: &str = "{{";
-    let mut close: &str = "}}";
-    let mut out = String::with_capacity(template.len() + 16);
-    let mut pos = 0;
-    while pos < template.len() {
-        // scanUntil(openingTagRe): the text up to the next opening delimiter.
-        let tail = template.get(pos..)?;
-        let Some(i) = tail.find(open) else {
-            out.push_str(tail);
-            break;
-        };
-        let tag_start = pos + i;
-        out.push_str(template.get(pos..tag_start)?);
-        // scan(openingTagRe): the delimiter and the whitespace after it.
-        pos = skip_space(template, tag_start + open.len());
-        out.push_str(template.get(tag_start..pos)?);
-        // scan(tagRe): the tag type, `name` when none.
-        // Everything from here to the closing delimiter is copied as it is.
-        let body_start = pos;
-        let ty = match template.get(pos..)?.chars().next() {
-            Some(c @ ('#' | '^' | '/' | '>' | '{' | '&' | '=' | '!')) => {
-                pos += 1;
-                Some(c)
-            }
-            _ => {
-                // The rewrite: a `name` tag becomes a `&` tag.
-                out.push('&');
-                None
-            }
-        };
-        pos = skip_space(template, pos);
-        let mut new_tags = None;
-        match ty {
-            Some('=') => {
-                let end = until_space_lit(template, pos, "=");
-                new_tags = Some(template.get(pos..end)?);
-                pos = at_space_lit(template, end, "=").unwrap_or(end);
-                pos = until_space_lit(template, pos, close);
-            }
-            Some('{') => {
-                let curly_close = format!("}}{close}");
-                pos = until_space_lit(template, pos, &curly_close);
-                pos = at_space_lit(template, pos, "}").unwrap_or(pos);
-                pos = until_space_lit(template, pos, close);
-            }
-            _ => pos = until_space_lit(template, pos, close),
-        }
-        // scan(closingTagRe), or "Unclosed tag".
-        pos = at_space_lit(template, pos, close)?;
-        out.push_str(template.get(body_start..pos)?);
-        if let Some(value) = new_tags {
-            // compileTags(value): `value.split(/\s+/, 2)` must give two delimiters.
-            let (o, rest) = value.split_once(is_js_space)?;
-            let rest = rest.trim_start_matches(is_js_space);
-            let c = rest.split(is_js_space).next().unwrap_or_default();
-            if o.is_empty() || c.is_empty() {
-                return None;
-            }
-            open = o;
-            close = c;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

@@ -1072,8 +1072,11 @@ fn strategy_update_throws_where_unleash_throws() {
     );
 }
 
+/// Unleash renders its messages with an identity `escape`: `{{x}}` prints as `{{&x}}` would,
+/// and nothing else changes (sections, comments, partials, set delimiters, errors).
 #[test]
-fn rewrite_marks_only_escaped_variables() {
+fn messages_render_without_html_escaping() {
+    let view = json(r#"{"a":"<&>","b":"\"'","c":"/`=","x":"<x>","s":true,"t":false,"ü":"é&"}"#);
     let cases = [
         ("", ""),
         ("plain", "plain"),
@@ -1091,18 +1094,28 @@ fn rewrite_marks_only_escaped_variables() {
         ("é{{\u{3000}ü }}", "é{{\u{3000}&ü }}"),
         ("{{}}", "{{&}}"),
     ];
-    for (src, want) in cases {
-        assert_eq!(raw_variable_tags(src).as_deref(), Some(want), "{src:?}");
+    for (src, raw) in cases {
+        let want = Template::compile(raw).and_then(|t| t.render(&view));
+        assert!(want.is_ok(), "{raw:?}");
+        assert_eq!(
+            render(src, &view).map_err(|e| e.message),
+            want.map_err(|e| e.js_message()),
+            "{src:?}"
+        );
     }
-    for bad in [
-        "{{a",
-        "{{",
-        "a {{=x=}}",
-        "{{{a}}",
-        "{{ {x} }}",
-        "{{= a =}} a",
+    for (bad, err) in [
+        ("{{a", "Error: Unclosed tag at 3"),
+        ("{{", "Error: Unclosed tag at 2"),
+        ("a {{=x=}}", "Error: Invalid tags: x"),
+        ("{{{a}}", "Error: Unclosed tag at 6"),
+        ("{{ {x} }}", "Error: Unclosed tag at 9"),
+        ("{{= a =}} a", "Error: Invalid tags: a"),
     ] {
-        assert_eq!(raw_variable_tags(bad), None, "{bad:?}");
+        assert_eq!(
+            render(bad, &view).map_err(|e| e.message),
+            Err(err.to_string()),
+            "{bad:?}"
+        );
     }
 }
 

@@ -65,7 +65,6 @@ mod render;
 #[cfg(test)]
 pub use error::MAX_SECTION_DEPTH;
 pub use error::{Limits, TemplateError};
-pub(crate) use parser::is_js_space;
 
 use parser::Token;
 
@@ -97,7 +96,14 @@ impl Template {
         view: &Value,
         limits: &Limits,
     ) -> Result<String, TemplateError> {
-        render::render(&self.tokens, view, limits)
+        render::render(&self.tokens, view, limits, true)
+    }
+
+    /// Renders as mustache.js does with an identity `escape` (`escape: s => s`), the way
+    /// Unleash's Markdown formatter renders its messages: `{{x}}` prints as `{{{x}}}` does,
+    /// and nothing else changes.
+    pub(crate) fn render_unescaped(&self, view: &Value) -> Result<String, TemplateError> {
+        render::render(&self.tokens, view, &Limits::default(), false)
     }
 }
 

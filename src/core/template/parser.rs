@@ -43,8 +43,8 @@ impl Name {
 }
 
 /// JavaScript's `\s`: WhiteSpace and LineTerminator (differs from `char::is_whitespace` on
-/// U+0085 and U+FEFF). Also used by markdown.rs's tag scanner.
-pub(crate) fn is_js_space(c: char) -> bool {
+/// U+0085 and U+FEFF).
+fn is_js_space(c: char) -> bool {
     matches!(
         c,
         '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'

@@ -5,17 +5,20 @@ use super::error::{Limits, TemplateError};
 use super::parser::{Name, Token};
 use crate::core::js::Value;
 
-/// Renders `tokens` against `view` (the root context) within `limits`.
+/// Renders `tokens` against `view` (the root context) within `limits`; `html_escape: false`
+/// prints `{{x}}` as `{{{x}}}` (mustache.js with an identity `escape`).
 pub(super) fn render(
     tokens: &[Token],
     view: &Value,
     limits: &Limits,
+    html_escape: bool,
 ) -> Result<String, TemplateError> {
     let mut r = Renderer {
         stack: vec![Context::new(Frame::Ref(view))],
         out: String::new(),
         steps: 0,
         limits: *limits,
+        html_escape,
     };
     r.tokens(tokens)?;
     Ok(r.out)
@@ -73,6 +76,8 @@ struct Renderer<'v> {
     out: String,
     steps: u64,
     limits: Limits,
+    /// Whether `{{x}}` is HTML-escaped (mustache.js's default `escape`).
+    html_escape: bool,
 }
 
 /// The entity map of mustache.js's `escapeHtml`.
@@ -165,6 +170,7 @@ impl<'v> Renderer<'v> {
 
     /// `escapedValue` / `unescapedValue`: null and undefined print nothing, others `String(v)`.
     fn print(&mut self, got: &Got<'_>, escape: bool) -> Result<(), TemplateError> {
+        let escape = escape && self.html_escape;
         let v: &Value = match got {
             Got::Ref(v) => v,
             Got::Own(v) | Got::Boxed(v) => v,
