@@ -324,10 +324,15 @@ fn parse_http_date(v: &str, now: SystemTime) -> Option<i64> {
     }
     let (h, m, s) = (digits(h)?, digits(m)?, digits(s)?);
     // 60 seconds is a leap second, which HTTP-date allows.
-    if h > 23 || m > 59 || s > 60 || day < 1 || day > days_in_month(year, month) {
+    if h > 23 || m > 59 || s > 60 {
         return None;
     }
-    Some(days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + s)
+    // The calendar (days in a month, leap years) is `time`'s.
+    let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date =
+        time::Date::from_calendar_date(i32::try_from(year).ok()?, month, u8::try_from(day).ok()?)
+            .ok()?;
+    Some(date.midnight().assume_utc().unix_timestamp() + h * 3600 + m * 60 + s)
 }
 
 fn digits(s: &str) -> Option<i64> {
@@ -349,48 +354,14 @@ fn rfc850_year(yy: i64, now: SystemTime) -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let this_year = year_of_days(now_secs.div_euclid(86_400));
+    // A clock past year 999,999 (beyond `time`'s range) is no clock; read it as 1970.
+    let this_year =
+        time::OffsetDateTime::from_unix_timestamp(now_secs).map_or(1970, |t| i64::from(t.year()));
     let mut year = this_year - this_year.rem_euclid(100) + yy;
     if year > this_year + 50 {
         year -= 100;
     }
     year
-}
-
-fn is_leap(y: i64) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The year of a day count since 1970-01-01 (inverse of `days_from_civil`).
-fn year_of_days(days: i64) -> i64 {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    yoe + era * 400 + i64::from(m <= 2)
 }
 
 #[cfg(test)]
@@ -582,10 +553,12 @@ mod tests {
         assert_eq!(rfc850_year(30, now), 2030);
         assert_eq!(rfc850_year(76, now), 2076);
         assert_eq!(rfc850_year(77, now), 1977);
-        assert_eq!(year_of_days(0), 1970);
-        assert_eq!(year_of_days(-1), 1969);
-        assert_eq!(year_of_days(days_from_civil(2000, 2, 29)), 2000);
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        // The first second of 2000 and the last of 1999.
+        assert_eq!(rfc850_year(50, at(946_684_800)), 2050);
+        assert_eq!(rfc850_year(51, at(946_684_800)), 1951);
+        assert_eq!(rfc850_year(0, at(946_684_799)), 1900);
+        assert_eq!(rfc850_year(49, at(946_684_799)), 1949);
+        assert_eq!(rfc850_year(50, at(946_684_799)), 1950);
     }
 
     #[test]

@@ -197,8 +197,7 @@ pub fn format_event(event: &Value, unleash_url: &str) -> Result<FormattedEvent, 
 /// characters are ASCII, and UTF-8 continuation bytes never are). The Markdown is inserted
 /// literally (a replacer function: no `$&` patterns).
 pub fn substitute_markdown(rendered: &str, markdown: &str) -> String {
-    let mut escaped_md = String::with_capacity(markdown.len() + 2);
-    js::quote_json_string(markdown, &mut escaped_md);
+    let escaped_md = js::quote_json_string(markdown);
     // Drop the quotes JSON.stringify added; both are one byte.
     let escaped_md = escaped_md
         .get(1..escaped_md.len().saturating_sub(1))
