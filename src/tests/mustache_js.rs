@@ -17,7 +17,7 @@
 //! [`event_json::event_value`] and [`event_json::template_view`] as the extension builds them.
 //!
 //! Classes of case deliberately not generated (each is a documented difference in
-//! `template.rs`, or not deterministic):
+//! `core/template/mod.rs`, or not deterministic):
 //! - `constructor` reaching `Date` (`{{#event.createdAt}}{{constructor}}…`,
 //!   `{{event.createdAt.constructor}}`): `Date()` prints the current time. `constructor`
 //!   elsewhere (`Object`, `Array`) is generated.
