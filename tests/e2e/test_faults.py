@@ -14,6 +14,7 @@ import pytest
 from conftest import (PGBIN, UNLEASH_FIXTURES, Cluster, Ledger, Producer, as_postgres,
                       check_nothing_lost, free_port, insert_events, kill9, make_unleash_cluster,
                       reconnect, report, wait_until, worker_pid)
+from tcpserver import TcpServer
 from test_delivery import attempts, create, deliveries, settled
 
 
@@ -228,26 +229,12 @@ def test_failover_to_a_promoted_standby(own_cluster, sink):
         standby.stop("immediate")
 
 
-class BadServer:
+class BadServer(TcpServer):
     """Endpoints that misbehave at the TCP level, on 127.0.0.1."""
 
     def __init__(self, behaviour):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
         self.behaviour = behaviour
-        self.accepted = 0
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+        super().__init__(self.handle)
 
     def read_request(self, c):
         data = b""
@@ -287,9 +274,6 @@ class BadServer:
                 c.close()
             except OSError:
                 pass
-
-    def close(self):
-        self.sock.close()
 
 
 @pytest.mark.parametrize("behaviour,scheme,expect_class,expect_status", [

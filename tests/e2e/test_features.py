@@ -4,13 +4,13 @@ replay, eventMarkdown, the destination policy at send time, a proxy, stats and r
 import json
 import select
 import socket
-import threading
 
 import psycopg
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from conftest import insert_events, wait_until
+from tcpserver import TcpServer
 from test_delivery import attempts, create, deliveries, settled
 
 
@@ -117,24 +117,12 @@ def test_destination_policy_at_send_time(db, cluster, sink):
     assert "destination_allowlist" in e.value.diag.message_hint
 
 
-class ConnectProxy:
+class ConnectProxy(TcpServer):
     """A real HTTP CONNECT proxy on 127.0.0.1 that counts the tunnels it opened."""
 
     def __init__(self):
         self.tunnels = []
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self.tunnel, args=(c,), daemon=True).start()
+        super().__init__(self.tunnel)
 
     def tunnel(self, c):
         head = b""
