@@ -87,6 +87,55 @@ impl Subscription {
     }
 }
 
+/// Everything of a subscription that is secret, as strings to scrub from what an endpoint sends
+/// back (an echo of the request) before it is stored: the authorization, the custom header
+/// values, the signing secrets (with and without `whsec_`), and the URL's password, path
+/// segments and query values (where Slack, Teams and the like carry theirs).
+pub fn secret_values(
+    url: &str,
+    authorization: Option<&str>,
+    headers_json: &str,
+    signing_secrets: &[String],
+) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    out.extend(authorization.map(str::to_string));
+    if let Ok(Value::Object(fields)) = parse_json(headers_json) {
+        out.extend(fields.into_iter().filter_map(|(_, v)| match v {
+            Value::String(s) => Some(s),
+            _ => None,
+        }));
+    }
+    for secret in signing_secrets {
+        out.push(secret.clone());
+        out.extend(secret.strip_prefix("whsec_").map(str::to_string));
+    }
+    if let Some((_, rest)) = url.split_once("://") {
+        let (authority, tail) = rest.split_at(rest.find(['/', '?', '#']).unwrap_or(rest.len()));
+        if let Some((userinfo, _)) = authority.rsplit_once('@') {
+            out.extend(userinfo.split_once(':').map(|(_, pw)| pw.to_string()));
+        }
+        let tail = tail.split('#').next().unwrap_or("");
+        if !tail.is_empty() && tail != "/" {
+            out.push(tail.to_string());
+        }
+        let (path, query) = tail.split_once('?').unwrap_or((tail, ""));
+        out.extend(
+            path.split('/')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
+        out.extend(
+            query
+                .split('&')
+                .filter_map(|f| f.split_once('=').map(|(_, v)| v.to_string())),
+        );
+    }
+    // longest first: a secret containing another is masked whole
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
 /// Why no request could be built; recorded as a failed attempt without any HTTP.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderFailure(pub String);
@@ -216,6 +265,32 @@ mod tests {
             .find(|(n, _)| n == "webhook-id")
             .unwrap()
             .1
+    }
+
+    #[test]
+    fn secret_values_of_a_subscription() {
+        let got = secret_values(
+            "https://u:pw0rd@hooks.slack.com/services/T1/B2SECRET?token=QSECRET#frag",
+            Some("Bearer AUTH"),
+            r#"{"X-Key": "HDR1", "X-N": 5}"#,
+            &["whsec_KEYKEY".to_string()],
+        );
+        for want in [
+            "Bearer AUTH",
+            "HDR1",
+            "whsec_KEYKEY",
+            "KEYKEY",
+            "pw0rd",
+            "B2SECRET",
+            "QSECRET",
+        ] {
+            assert!(got.iter().any(|s| s == want), "{want} missing from {got:?}");
+        }
+        assert!(
+            !got.iter()
+                .any(|s| s.contains("frag") || s == "hooks.slack.com"),
+            "{got:?}"
+        );
     }
 
     #[test]

@@ -49,7 +49,7 @@ mod url;
 
 pub use outcome::{Attempt, ErrorClass, Verdict, classify, parse_retry_after};
 pub use policy::{DestinationPolicy, destination_refusal};
-pub use url::check_url;
+pub use url::{check_url, masked_url, scrub_secrets};
 // Only the property tests (src/tests/properties.rs) call these from outside.
 #[cfg(test)]
 pub use url::{valid_header_name, valid_header_value};

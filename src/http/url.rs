@@ -80,6 +80,64 @@ pub(super) fn redacted_url(s: &str) -> String {
     }
 }
 
+/// A URL as it may be shown to anyone: scheme, host and port as they are, every path segment
+/// and query value replaced by `***` (Slack, Teams and the like carry their secret there), the
+/// user name kept and a password masked, the fragment dropped. The path's shape stays visible
+/// (`https://hooks.slack.com/***/***/***/***`), which tells one endpoint from another. A URL
+/// that does not parse shows as `***`.
+pub fn masked_url(s: &str) -> String {
+    let Ok(uri) = parse_url(s) else {
+        return "***".to_owned();
+    };
+    let authority = uri.authority().map_or("", |a| a.as_str());
+    let (user, host_port) = match authority.rsplit_once('@') {
+        Some((userinfo, hp)) => {
+            let name = userinfo.split(':').next().unwrap_or("");
+            let shown = if userinfo.contains(':') {
+                format!("{name}:***@")
+            } else {
+                format!("{name}@")
+            };
+            (shown, hp)
+        }
+        None => (String::new(), authority),
+    };
+    let path: String = uri
+        .path()
+        .split('/')
+        .map(|seg| if seg.is_empty() { "" } else { "***" })
+        .collect::<Vec<_>>()
+        .join("/");
+    let query = uri.query().map(|q| {
+        let fields: Vec<String> = q
+            .split('&')
+            .map(|field| match field.split_once('=') {
+                Some((k, _)) => format!("{k}=***"),
+                None => "***".to_owned(),
+            })
+            .collect();
+        format!("?{}", fields.join("&"))
+    });
+    format!(
+        "{}://{user}{host_port}{path}{}",
+        uri.scheme_str().unwrap_or("?"),
+        query.unwrap_or_default()
+    )
+}
+
+/// `text` with every occurrence of each secret (of at least 4 characters: shorter ones would
+/// mask ordinary words) replaced by `***`: response excerpts and errors are stored and shown,
+/// and an endpoint may echo what it was sent.
+pub fn scrub_secrets(text: &str, secrets: &[String]) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.chars().count() >= 4) {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    out
+}
+
 pub(super) fn check_headers(headers: &[(String, String)]) -> Result<(), String> {
     for (i, (name, value)) in headers.iter().enumerate() {
         // An invalid name is not echoed: it might be a whole pasted
@@ -236,5 +294,45 @@ mod tests {
                 "{err}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod masking_tests {
+    use super::*;
+
+    #[test]
+    fn urls_show_their_shape_not_their_secrets() {
+        for (url, shown) in [
+            (
+                "https://hooks.slack.com/services/T000/B000/XXXXSECRET",
+                "https://hooks.slack.com/***/***/***/***",
+            ),
+            (
+                "https://example.com:8443/hook?code=SECRET&x=1",
+                "https://example.com:8443/***?code=***&x=***",
+            ),
+            (
+                "http://user:pw@127.0.0.1:9/a/",
+                "http://user:***@127.0.0.1:9/***/",
+            ),
+            ("http://token@h/", "http://token@h/"),
+            ("https://h", "https://h/"),
+            ("not a url", "***"),
+        ] {
+            assert_eq!(masked_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn scrub_masks_every_occurrence() {
+        let secrets = vec!["Bearer s3cr3t".to_string(), "abc".to_string()];
+        assert_eq!(
+            scrub_secrets(
+                "got Bearer s3cr3t twice: Bearer s3cr3t; abc stays",
+                &secrets
+            ),
+            "got *** twice: ***; abc stays"
+        );
     }
 }

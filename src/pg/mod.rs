@@ -6,11 +6,15 @@
 //! - `queue`: the worker's SQL (inbox, claims, events, results, retention);
 //! - `worker`: the background worker's one loop, and its sender threads;
 //! - `vacuum`: the short-lived helper that vacuums the queue while the worker is busy;
-//! - `api`: the Rust half of the SQL API (the plpgsql half is sql/finalize.sql).
+//! - `leave`: the worker leaves its database for a DROP, RENAME or copy of it;
+//! - `api`: the Rust half of the SQL API (the plpgsql half is sql/finalize.sql);
+//! - `compat`: what differs between the PostgreSQL versions.
 
 pub(crate) mod api;
 pub(crate) mod capture;
+pub(crate) mod compat;
 pub(crate) mod gucs;
+pub(crate) mod leave;
 pub(crate) mod queue;
 pub(crate) mod vacuum;
 pub(crate) mod wake;

@@ -434,6 +434,28 @@ pub fn claim(
     .map_err(err)
 }
 
+/// Takes a share lock on the events table without waiting (the read takes it anyway). When
+/// someone holds a conflicting one (an ALTER or DROP in an open transaction, a migration),
+/// returns the pid of whoever holds it: the worker reads the table's events later and serves
+/// the rest meanwhile, instead of waiting in the lock queue.
+pub fn try_lock_events_table(table: pg_sys::Oid) -> Result<(), i32> {
+    // SAFETY: a lock request inside the worker's transaction; released at its end.
+    let got = unsafe {
+        pg_sys::ConditionalLockRelationOid(table, pg_sys::AccessShareLock as pg_sys::LOCKMODE)
+    };
+    if got {
+        return Ok(());
+    }
+    let holder = Spi::get_one_with_args::<i32>(
+        "SELECT l.pid FROM pg_catalog.pg_locks l
+          WHERE l.locktype = 'relation' AND l.relation = $1 AND l.granted
+            AND l.mode = 'AccessExclusiveLock'
+          LIMIT 1",
+        &[table.into()],
+    );
+    Err(holder.ok().flatten().unwrap_or(0))
+}
+
 /// The columns the worker reads, and the types it reads them as. A column of another type
 /// (Unleash's role may retype it) is not read at all: its deliveries fail with the reason
 /// rather than run a cast the table's owner defined, with our rights.

@@ -493,7 +493,8 @@ fn import_unleash_addons_is_idempotent_and_reports_bad_rows() {
     Spi::run(r#"UPDATE imp1.addons SET parameters = '{"url": "https://hooks.example.com/a2"}' WHERE id = 1"#).unwrap();
     let third = import_report("imp1.addons", true);
     assert_eq!(third[0].2, "updated");
-    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND url = 'https://hooks.example.com/a2' AND NOT has_authorization AND body_template IS NULL AND enabled"), 1);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND NOT has_authorization AND body_template IS NULL AND enabled"), 1);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook._subscriptions WHERE name = 'unleash-addon-1' AND dropped_at IS NULL AND url = 'https://hooks.example.com/a2'"), 1);
     // disable_source turned the imported addons off in Unleash, but not the subscriptions
     assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 1 AND NOT enabled"), 1);
     assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 2 AND enabled"), 1);

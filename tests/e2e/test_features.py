@@ -64,7 +64,8 @@ def test_preview_shows_what_would_be_sent_with_secrets_masked(db, sink):
     (eid,) = insert_events(db, [("t-pv", "default", "production", "flag-a")])
     method, url, headers, body = db.execute(
         "SELECT * FROM unleash_webhook.preview('pv', %s)", (eid,)).fetchone()
-    assert method == "POST" and url == sink.url("/pv")
+    # the path may carry a token (Slack's and Teams' do): masked, as in every view
+    assert method == "POST" and url == sink.url("/***")
     assert headers["Authorization"] == "***"
     assert headers["X-Api-Key"] == "***" and headers["X-Team"] == "***"
     assert headers["Content-Type"] == "application/json"

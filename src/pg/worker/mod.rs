@@ -14,7 +14,7 @@ use crate::core::request::{self, Context, Subscription};
 use crate::http::{self, Client, ClientConfig, DestinationPolicy, Verdict};
 use crate::pg::NAME;
 use crate::pg::capture;
-use crate::pg::gucs::{self, WorkerSettings};
+use crate::pg::gucs::{self, WorkerSettings, set_session_option};
 use crate::pg::queue::{self, Outcome};
 use crate::pg::vacuum;
 use crate::pg::wake;
@@ -65,12 +65,26 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
         // SAFETY: proc_exit runs the exit callbacks and never returns.
         unsafe { pg_sys::proc_exit(1) }
     }
+    // A DROP, RENAME or copy of the database asked the last worker to leave: wait until it is
+    // over (the database may be gone then; connecting finds out).
+    let mut told = false;
+    while let Some(pid) = wake::asked_to_leave_by() {
+        if !told {
+            log!("{NAME}: waiting for pid {pid} to finish with database \"{database}\"");
+            told = true;
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
+            // SAFETY: proc_exit runs the exit callbacks and never returns.
+            unsafe { pg_sys::proc_exit(0) }
+        }
+    }
     wake::set_connecting(true);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     wake::set_connecting(false);
-    set_session_option("application_name", NAME);
-    // The worker's own commits need no flush wait, but for claims (see queue::commit_durably):
-    // a lost result is simply sent again, which at-least-once allows.
+    // Its statements take milliseconds; a minute means something is wrong.
+    gucs::pin_session(NAME, "60s");
+    // The worker's own commits need no flush wait: what a crash loses of them is sent again
+    // (at-least-once), under the same webhook-id (the delivery id is fixed at capture).
     set_session_option("synchronous_commit", "off");
     // The claim must walk the due-index in id order and stop after a few rows. The table's
     // statistics lag behind a fast-growing queue (estimate: 1 row; truth: 40,000), and then the
@@ -179,26 +193,12 @@ fn row_changes() -> u64 {
     })
 }
 
-fn set_session_option(name: &str, value: &str) {
-    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
-        return;
-    };
-    // SAFETY: valid C strings; SetConfigOption copies them.
-    unsafe {
-        pg_sys::SetConfigOption(
-            name.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-        )
-    };
-}
-
 fn describe(s: &WorkerSettings) -> String {
     format!(
         "max_retries={} retry_delay={}ms timeout={}ms connect_timeout={}ms max_concurrency={} \
          max_concurrency_per_subscription={} ca_file={} poll_interval={}ms http_proxy={} \
-         destination_allowlist={} retention={}s vacuum_interval={}s unleash_url={}",
+         destination_allowlist={} retention={}s vacuum_interval={}s max_body_size={}kB \
+         unleash_url={}",
         s.max_retries,
         s.retry_delay.as_millis(),
         s.timeout.as_millis(),
@@ -220,6 +220,7 @@ fn describe(s: &WorkerSettings) -> String {
         },
         s.retention.as_secs(),
         s.vacuum_interval.as_secs(),
+        s.max_body_size / 1024,
         s.unleash_url
     )
 }
@@ -248,6 +249,8 @@ struct SubState {
     enabled: bool,
     dropped: bool,
     sub: Arc<Subscription>,
+    /// Its secrets, scrubbed from what is stored of an endpoint's answer (an echo).
+    secrets: Vec<String>,
 }
 
 /// An inbox row the worker holds: its events, and how many of its pairs still have no
@@ -296,10 +299,19 @@ struct Sending {
     content_hash: Option<i64>,
 }
 
+/// An event as the turn read it.
+enum Read {
+    Row(Box<EventRow>),
+    /// It cannot be read (the table's columns changed, a value does not convert): why.
+    Failed(String),
+    /// Its table is locked by the pid given (an ALTER, a DROP, a migration): read it later.
+    Locked(i32),
+}
+
 /// A turn's batch: what to send, once its events are read.
 struct Batch {
     sending: Vec<Sending>,
-    events: HashMap<(pg_sys::Oid, i64), Result<EventRow, String>>,
+    events: HashMap<(pg_sys::Oid, i64), Read>,
 }
 
 struct Worker {
@@ -322,6 +334,8 @@ struct Worker {
     /// Subscriptions with held pairs, in the order they get the next free sender.
     turns: VecDeque<i64>,
     in_flight: HashMap<u64, Sending>,
+    /// Claimed log deliveries whose events table was locked: sent in a later turn.
+    deferred: Vec<Sending>,
     in_flight_per_sub: HashMap<i64, i32>,
     next_key: u64,
     /// Outcomes to write, and inbox rows whose pairs all have one.
@@ -413,6 +427,7 @@ impl Worker {
             held_total: 0,
             turns: VecDeque::new(),
             in_flight: HashMap::new(),
+            deferred: Vec::new(),
             in_flight_per_sub: HashMap::new(),
             next_key: 0,
             outcomes: Vec::new(),
@@ -433,6 +448,14 @@ impl Worker {
     fn run(&mut self) -> i32 {
         loop {
             if BackgroundWorker::sigterm_received() {
+                self.shutdown();
+                return 1;
+            }
+            if let Some(pid) = wake::asked_to_leave_by() {
+                log!(
+                    "{NAME}: leaving database \"{}\": pid {pid} drops, renames or copies it",
+                    gucs::database_name()
+                );
                 self.shutdown();
                 return 1;
             }
@@ -538,10 +561,13 @@ impl Worker {
         self.finished_rows.clear();
     }
 
-    /// Logs a problem once, not on every poll.
+    /// Logs a problem once, not on every poll, and shows it in worker_status().
     fn note_error(&mut self, message: String) {
         if self.last_error.as_deref() != Some(message.as_str()) {
             log!("{NAME}: {message}");
+            if let Some(stats) = wake::stats() {
+                stats.last_error.set(&message, unix_micros());
+            }
             self.last_error = Some(message);
         }
     }
@@ -651,8 +677,7 @@ impl Worker {
             self.last_load = Some(Instant::now());
             self.inbox_due = loaded >= LOAD_ROWS as usize;
         }
-        let sent = batch.sending.len();
-        self.dispatch(batch);
+        let sent = self.dispatch(batch);
         if let Some(stats) = wake::stats() {
             stats.in_flight.store(
                 i32::try_from(self.pool.in_flight()).unwrap_or(i32::MAX),
@@ -715,7 +740,9 @@ impl Worker {
             }
             self.put_aside_paused();
         }
-        let mut batch = self.take_held(free);
+        // what a locked events table held back last turn comes first
+        let mut batch = std::mem::take(&mut self.deferred);
+        batch.extend(self.take_held(free.saturating_sub(batch.len())));
         let room: HashMap<i64, i32> = self
             .in_flight_per_sub
             .iter()
@@ -810,6 +837,12 @@ impl Worker {
             if self.subs.get(&r.id).is_some_and(|s| s.version == r.version) {
                 continue;
             }
+            let secrets = request::secret_values(
+                &r.url,
+                r.authorization.as_deref(),
+                &r.headers_json,
+                &r.signing_secrets,
+            );
             let sub = Subscription::new(
                 r.url,
                 r.content_type,
@@ -825,6 +858,7 @@ impl Worker {
                     enabled: r.enabled,
                     dropped: r.dropped,
                     sub: Arc::new(sub),
+                    secrets,
                 },
             );
         }
@@ -962,6 +996,15 @@ impl Worker {
         out
     }
 
+    /// A delivery whose events table is locked now waits for a later turn: an inbox pair goes
+    /// back to its queue, a claimed log row (claimed, under its lease) to the deferred ones.
+    fn defer(&mut self, s: Sending) {
+        match s.origin {
+            Origin::Inbox { .. } => self.unhold(s),
+            Origin::Log { .. } => self.deferred.push(s),
+        }
+    }
+
     /// Puts a taken pair back at the head of its subscription's queue.
     fn unhold(&mut self, s: Sending) {
         let Origin::Inbox { inbox_id } = s.origin else {
@@ -1049,8 +1092,11 @@ impl Worker {
 
     /// Renders each delivery of the batch and hands it to a sender; one that cannot be
     /// rendered (or whose event is gone, or unreadable) fails at once, without HTTP.
-    fn dispatch(&mut self, batch: Batch) {
+    /// Returns how many it handed to senders.
+    fn dispatch(&mut self, batch: Batch) -> usize {
         let Batch { sending, events } = batch;
+        let mut submitted = 0;
+        let mut blocked_by = 0;
         for s in sending {
             let Some(state) = self.subs.get(&s.subscription_id) else {
                 self.finish_without_http(s, "cancelled", None, Some("subscription dropped"));
@@ -1067,9 +1113,25 @@ impl Worker {
                 timestamp: unix_seconds(SystemTime::now()),
                 unleash_url: &self.settings.unleash_url,
             };
+            let max = self.settings.max_body_size;
             let built = match events.get(&(s.table, s.event_id)) {
+                // The default body holds all of data, pre_data and tags: an event bigger than
+                // the limit is not rendered at all (once per subscription, it could take the
+                // worker's memory).
+                Some(Read::Locked(holder)) => {
+                    blocked_by = *holder;
+                    self.defer(s);
+                    continue;
+                }
+                Some(Read::Row(row)) if event_size(row) > max => Err((
+                    "too_large",
+                    format!(
+                        "the event is {} bytes, more than unleash_webhook.max_body_size ({max} bytes)",
+                        event_size(row)
+                    ),
+                )),
                 // A panic while rendering (a defect) costs this delivery, not the worker.
-                Some(Ok(row)) => {
+                Some(Read::Row(row)) => {
                     std::panic::catch_unwind(AssertUnwindSafe(|| request::build(&sub, row, &ctx)))
                         .unwrap_or_else(|panic| {
                             Err(request::RenderFailure(format!(
@@ -1079,11 +1141,21 @@ impl Worker {
                         })
                         .map_err(|e| ("render", e.0))
                 }
-                Some(Err(e)) => Err(("event_unreadable", e.clone())),
+                Some(Read::Failed(e)) => Err(("event_unreadable", e.clone())),
                 None => Err((
                     "event_missing",
                     format!("event {} no longer exists in its events table", s.event_id),
                 )),
+            };
+            let built = match built {
+                Ok(b) if b.request.body.len() > max => Err((
+                    "too_large",
+                    format!(
+                        "the body is {} bytes, more than unleash_webhook.max_body_size ({max} bytes)",
+                        b.request.body.len()
+                    ),
+                )),
+                other => other,
             };
             let built = match built {
                 Ok(b) => b,
@@ -1109,7 +1181,10 @@ impl Worker {
             let sub_id = s.subscription_id;
             self.in_flight.insert(key, s);
             match self.pool.submit(job, self.settings.max_concurrency) {
-                Ok(()) => *self.in_flight_per_sub.entry(sub_id).or_insert(0) += 1,
+                Ok(()) => {
+                    submitted += 1;
+                    *self.in_flight_per_sub.entry(sub_id).or_insert(0) += 1;
+                }
                 Err(e) => {
                     log!("{NAME}: cannot hand a delivery to a sender: {e}");
                     if let Some(s) = self.in_flight.remove(&key) {
@@ -1118,6 +1193,15 @@ impl Worker {
                 }
             }
         }
+        if let Some(stats) = wake::stats() {
+            stats.blocked_by.store(blocked_by, Ordering::Relaxed);
+        }
+        if blocked_by != 0 {
+            self.note_error(format!(
+                "an events table is locked by pid {blocked_by} (an ALTER, DROP or migration in an open transaction): its deliveries wait, the others go on"
+            ));
+        }
+        submitted
     }
 
     /// A delivery that ends before any HTTP: cancelled, or failed (render error, event gone).
@@ -1150,13 +1234,25 @@ impl Worker {
     fn push_outcome(
         &mut self,
         s: Sending,
-        attempt: Option<queue::AttemptRecord>,
+        mut attempt: Option<queue::AttemptRecord>,
         status: &'static str,
         retry_in_ms: f64,
-        error: Option<String>,
+        mut error: Option<String>,
     ) {
         if let Origin::Inbox { inbox_id } = s.origin {
             self.count_down(inbox_id);
+        }
+        // What an endpoint answers is stored and shown: never with our secrets in it.
+        if let Some(state) = self.subs.get(&s.subscription_id) {
+            let scrub = |t: &mut Option<String>| {
+                if let Some(text) = t.as_mut() {
+                    *text = http::scrub_secrets(text, &state.secrets);
+                }
+            };
+            scrub(&mut error);
+            if let Some(a) = attempt.as_mut() {
+                scrub(&mut a.excerpt);
+            }
         }
         self.outcomes.push(Outcome {
             delivery_id: s.delivery_id,
@@ -1372,6 +1468,14 @@ impl Worker {
     }
 }
 
+/// What of an event grows its body with it: its JSON columns.
+fn event_size(row: &EventRow) -> usize {
+    [&row.data, &row.pre_data, &row.tags]
+        .iter()
+        .map(|c| c.as_ref().map_or(0, String::len))
+        .sum()
+}
+
 /// Reads the events of `wanted`, a table at a time, each in a subtransaction: a table that
 /// cannot be read (retyped columns, a lock held too long, a row that does not convert) costs
 /// only its own deliveries. When a whole table's read fails, its events are read one by one,
@@ -1379,7 +1483,7 @@ impl Worker {
 fn read_events_isolated(
     plans: &mut queue::Plans,
     wanted: &[(pg_sys::Oid, i64)],
-) -> HashMap<(pg_sys::Oid, i64), Result<EventRow, String>> {
+) -> HashMap<(pg_sys::Oid, i64), Read> {
     let mut by_table: HashMap<pg_sys::Oid, Vec<i64>> = HashMap::new();
     for (table, id) in wanted {
         let ids = by_table.entry(*table).or_default();
@@ -1389,9 +1493,16 @@ fn read_events_isolated(
     }
     let mut out = HashMap::with_capacity(wanted.len());
     for (table, ids) in by_table {
+        if let Err(holder) = queue::try_lock_events_table(table) {
+            out.extend(ids.iter().map(|id| ((table, *id), Read::Locked(holder))));
+            continue;
+        }
         match queue::isolated(|| queue::read_events(Some(&mut *plans), table, &ids)) {
             Ok(rows) => {
-                out.extend(rows.into_iter().map(|(id, row)| ((table, id), Ok(row))));
+                out.extend(
+                    rows.into_iter()
+                        .map(|(id, row)| ((table, id), Read::Row(Box::new(row)))),
+                );
             }
             Err(table_error) => {
                 plans.forget_events(table);
@@ -1399,13 +1510,16 @@ fn read_events_isolated(
                     match queue::isolated(|| queue::read_events(None, table, &[id])) {
                         Ok(mut rows) => {
                             if let Some(row) = rows.remove(&id) {
-                                out.insert((table, id), Ok(row));
+                                out.insert((table, id), Read::Row(Box::new(row)));
                             }
                         }
                         Err(e) => {
                             // the row's own error when it has one, else the table's
                             let why = if e.is_empty() { table_error.clone() } else { e };
-                            out.insert((table, id), Err(format!("cannot read event {id}: {why}")));
+                            out.insert(
+                                (table, id),
+                                Read::Failed(format!("cannot read event {id}: {why}")),
+                            );
                         }
                     }
                 }
