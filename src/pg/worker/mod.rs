@@ -362,9 +362,11 @@ const LOAD_ROWS: i64 = 200;
 /// Most inbox pairs held in memory (about 100 bytes each). Past it the worker reads no more of
 /// the inbox until some are sent.
 const MAX_HELD: usize = 200_000;
-/// A subscription whose oldest held delivery has waited this long (its endpoint is slow or
-/// down) has its held deliveries written to the log as pending, so that their inbox rows can go
-/// and the other subscriptions' memory is not taken by it; the log's claims serve it from then.
+/// When the held pairs fill MAX_HELD (no more of the inbox is read, so every subscription
+/// waits), the subscription holding the most, if its oldest has waited this long (its endpoint
+/// is slow or hangs), has its held deliveries written to the log as pending: the inbox is read
+/// again, and the log's claims serve that subscription from then. A long queue alone is not
+/// slowness: a bulk INSERT's backlog stays in memory, where it costs nothing to hold.
 const PUT_ASIDE_AFTER: Duration = Duration::from_secs(5);
 /// Outcomes per write: one statement's arrays stay far below PostgreSQL's 1 GB limit even with
 /// stored bodies.
@@ -1032,20 +1034,22 @@ impl Worker {
         self.held_total += 1;
     }
 
-    /// A subscription whose oldest held pair has waited PUT_ASIDE_AFTER has all its held pairs
-    /// written to the log as pending: the log's claims serve a slow endpoint from then on, and
-    /// the inbox rows it kept can go.
+    /// When the held pairs fill memory: the largest holder, if it has waited PUT_ASIDE_AFTER,
+    /// goes to the log (see PUT_ASIDE_AFTER).
     fn put_aside_slow(&mut self) {
-        let slow: Vec<i64> = self
+        if self.held_total < MAX_HELD {
+            return;
+        }
+        let largest = self
             .held
             .iter()
+            .max_by_key(|(_, q)| q.len())
             .filter(|(_, q)| {
                 q.front()
                     .is_some_and(|h| h.since.elapsed() >= PUT_ASIDE_AFTER)
             })
-            .map(|(sub, _)| *sub)
-            .collect();
-        self.put_aside(slow);
+            .map(|(sub, _)| *sub);
+        self.put_aside(largest.into_iter().collect());
     }
 
     /// What is held for a subscription paused since: the log keeps it for resume.
