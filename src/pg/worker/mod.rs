@@ -198,7 +198,7 @@ fn describe(s: &WorkerSettings) -> String {
         "max_retries={} retry_delay={}ms timeout={}ms connect_timeout={}ms max_concurrency={} \
          max_concurrency_per_subscription={} ca_file={} poll_interval={}ms http_proxy={} \
          destination_allowlist={} retention={}s vacuum_interval={}s max_body_size={}kB \
-         unleash_url={}",
+         worker_nice={} unleash_url={}",
         s.max_retries,
         s.retry_delay.as_millis(),
         s.timeout.as_millis(),
@@ -221,8 +221,19 @@ fn describe(s: &WorkerSettings) -> String {
         s.retention.as_secs(),
         s.vacuum_interval.as_secs(),
         s.max_body_size / 1024,
+        s.nice,
         s.unleash_url
     )
+}
+
+/// The worker's CPU priority, for its main thread and its senders (see worker_nice).
+fn apply_nice(nice: i32) {
+    if let Err(e) = pool::set_process_nice(nice) {
+        log!(
+            "{NAME}: unleash_webhook.worker_nice = {nice} not applied ({e}): lowering the value \
+             takes effect when the worker starts again"
+        );
+    }
 }
 
 fn client_config(s: &WorkerSettings) -> ClientConfig {
@@ -237,7 +248,10 @@ fn client_config(s: &WorkerSettings) -> ClientConfig {
         total_timeout: s.timeout,
         extra_ca_file: s.ca_file.as_ref().map(Into::into),
         proxy: s.http_proxy.clone(),
-        max_idle_per_host: s.max_concurrency_per_subscription.max(4),
+        // Every sender may hold a connection to the same host (many subscriptions often
+        // share one endpoint): fewer idle slots than senders means a connection closed and
+        // opened again per request, a TIME_WAIT socket each, at full load.
+        max_idle_per_host: s.max_concurrency.max(4),
         destination_policy,
     }
 }
@@ -372,6 +386,12 @@ const PUT_ASIDE_AFTER: Duration = Duration::from_secs(5);
 /// stored bodies.
 const RECORD_CHUNK: usize = 500;
 /// How often the worker looks at the log for due rows when nothing told it some are there.
+/// How far the main thread fills the senders' queue ahead of them: this many times the
+/// concurrency, per subscription and in all. The pool runs no more than the concurrency at once
+/// (per subscription too); the rest wait in its queue, so that a sender that finishes takes the
+/// next request at once instead of sleeping until the main thread's next turn (two context
+/// switches per delivery at full load).
+const LOOKAHEAD: usize = 2;
 const LOG_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Worker {
@@ -387,6 +407,9 @@ impl Worker {
             }
         };
         let pool = Pool::new().map_err(|e| format!("cannot create the sender socket: {e}"))?;
+        if settings.nice != 0 {
+            apply_nice(settings.nice);
+        }
         // SAFETY: TopMemoryContext lives for the process; the set is used only by this thread
         // and the latch and socket it watches outlive it.
         let wait_set = unsafe {
@@ -606,6 +629,9 @@ impl Worker {
                 Err(e) => log!("{NAME}: the HTTP client keeps its previous trust: {e}"),
             }
         }
+        if settings.nice != self.settings.nice {
+            apply_nice(settings.nice);
+        }
         log!("{NAME}: configuration reloaded ({})", describe(&settings));
         self.settings = settings;
     }
@@ -659,10 +685,7 @@ impl Worker {
         if !self.ready {
             return false;
         }
-        let free = self
-            .settings
-            .max_concurrency
-            .saturating_sub(self.pool.in_flight());
+        let free = self.window().saturating_sub(self.pool.in_flight());
         let load = self.inbox_due && self.held_total < MAX_HELD;
         let claim = self.log_due && free > 0;
         if !load && !claim && (free == 0 || self.held_total == 0) {
@@ -692,9 +715,22 @@ impl Worker {
         // more inbox to read, or senders free while deliveries are held
         self.inbox_due
             || !self.outcomes.is_empty()
-            || (sent > 0
-                && self.held_total > 0
-                && self.pool.in_flight() < self.settings.max_concurrency)
+            || (sent > 0 && self.held_total > 0 && self.pool.in_flight() < self.window())
+    }
+
+    /// Attempts the pool may hold at once, running or queued (see LOOKAHEAD).
+    fn window(&self) -> usize {
+        self.settings.max_concurrency.saturating_mul(LOOKAHEAD)
+    }
+
+    /// The same per subscription.
+    fn window_per_sub(&self) -> i32 {
+        i32::try_from(
+            self.settings
+                .max_concurrency_per_subscription
+                .saturating_mul(LOOKAHEAD),
+        )
+        .unwrap_or(i32::MAX)
     }
 
     /// The read side of a turn: new inbox rows and the subscriptions; then due log rows and
@@ -709,8 +745,7 @@ impl Worker {
     ) -> Result<(usize, Batch), String> {
         let loaded_ids: Vec<i64> = self.rows.keys().copied().collect();
         let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
-        let per_sub =
-            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
+        let per_sub = self.window_per_sub();
         let mut loaded = 0;
         if load || claim {
             let mut plans = std::mem::take(&mut self.plans);
@@ -944,8 +979,7 @@ impl Worker {
     /// Takes up to `free` held pairs, a subscription at a time in turn, each within its share
     /// of the senders.
     fn take_held(&mut self, free: usize) -> Vec<Sending> {
-        let per_sub =
-            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
+        let per_sub = self.window_per_sub();
         let mut taken: HashMap<i64, i32> = HashMap::new();
         let mut out = Vec::new();
         let mut idle_rounds = 0;
@@ -1179,6 +1213,8 @@ impl Worker {
             self.next_key += 1;
             let job = Job {
                 key,
+                group: s.subscription_id,
+                limit: self.settings.max_concurrency_per_subscription,
                 request: built.request,
                 client: self.client.clone(),
             };
