@@ -6,4 +6,4 @@ cd "$(dirname "$0")/../.."
 source tests/env.sh
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 cargo build --release --quiet --manifest-path tests/bench/sink/Cargo.toml
-"$VENV/bin/python" tests/bench/bench.py --sink "$CARGO_TARGET_DIR/release/uw-bench-sink" "$@"
+"$VENV/bin/python" -u tests/bench/bench.py --sink "$CARGO_TARGET_DIR/release/uw-bench-sink" "$@"
