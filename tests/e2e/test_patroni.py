@@ -46,6 +46,8 @@ from test_faults import wait_all_received
 ETCD = "/usr/bin/etcd"
 PATRONI = "/usr/bin/patroni"
 PATRONICTL = "/usr/bin/patronictl"
+# A healthy replica's state in `patronictl list` (3.0.2 says running, later versions streaming)
+REPLICA_OK = ("running", "streaming")
 # The worker's process in pg_stat_activity (its bgw_type)
 WORKER_TYPE = "unleash_webhook"
 # Requests in flight at most (unleash_webhook.max_concurrency, default): what a change of leader
@@ -64,8 +66,9 @@ def die_with_parent():
 
 
 def clean_env(**extra):
-    """The environment for etcd and Patroni: none of the caller's ETCD_*/PATRONI_* settings,
-    which both would read as configuration."""
+    """The environment for etcd and Patroni: none of the caller's ETCD_* and PATRONI_*
+    settings, which they would read as configuration, nor PG* ones, which libpq would apply
+    to Patroni's own connections."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "PATRONI_", "PG"))}
     env.update(extra)
     return env
@@ -136,7 +139,6 @@ class PatroniNode(Cluster):
         self.patroni_log = self.dir / "patroni.log"
         self.port = free_port()
         api = f"127.0.0.1:{free_port()}"
-        self.api = "http://" + api
         self.proc = None
         config = {
             "scope": scope,
@@ -333,7 +335,7 @@ class PatroniCluster:
         def find():
             ms = self.members()
             return next((m["Member"] for m in ms
-                         if m["Role"] == "Sync Standby" and m["State"] == "running"), None)
+                         if m["Role"] == "Sync Standby" and m["State"] in REPLICA_OK), None)
         return self.node(self.wait(find, timeout, "a synchronous standby"))
 
     def streaming(self, leader):
@@ -686,8 +688,9 @@ def test_switchover_failover_rejoin_under_patroni(patroni, sink):
     # only a lost node's last requests may find their sender gone: looked up after the kill,
     # and received before its successor's first request
     lost_at, successor_first = phases[1][3], from_node(phases[1][2].name, phases[1][3])[0].at
-    odd = [(r.at, origins.missed[id(r)]) for s, r in zip(sent_by, all_requests)
-           if s is None and not (origins.missed[id(r)] >= lost_at and r.at < successor_first)]
+    odd = [(r.at, origins.missed.get(id(r))) for s, r in zip(sent_by, all_requests)
+           if s is None
+           and not (origins.missed.get(id(r), 0) >= lost_at and r.at < successor_first)]
     if odd:
         failures.append(f"senders gone at other times than the loss of the leader at {lost_at} "
                         f"(until {successor_first}): (received, looked up) {odd[:5]}")
