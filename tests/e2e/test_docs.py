@@ -510,6 +510,11 @@ CONF_CHECKED_BY = {
     "README.md": "test_readme_runs_as_written",
     "docs/migrating-from-unleash-webhooks.md": "test_migration_guide_runs_as_written",
 }
+# The docs whose ```yaml blocks (Patroni's configuration) a test below compares with what
+# tests/e2e/test_patroni.py runs.
+YAML_CHECKED_BY = {
+    "docs/operations.md": "test_patroni_settings_in_the_docs_are_what_the_ha_test_runs",
+}
 LOOKS_LIKE_A_COMMAND = re.compile(r"^\s*(\$ |(SELECT|CREATE|ALTER|DROP|GRANT|REVOKE|UPDATE|"
                                   r"INSERT|DELETE)\s|(bash|cargo|apt-get|systemctl|psql|sudo)\s)")
 
@@ -517,7 +522,7 @@ LOOKS_LIKE_A_COMMAND = re.compile(r"^\s*(\$ |(SELECT|CREATE|ALTER|DROP|GRANT|REV
 def test_every_command_in_the_docs_is_run_or_accounted_for():
     assert {rel(d) for d in DOCS} >= set(SQL_RUN_BY) | set(CONF_CHECKED_BY)
     this = pathlib_text(__file__)
-    for name in {*SQL_RUN_BY.values(), *CONF_CHECKED_BY.values()}:
+    for name in {*SQL_RUN_BY.values(), *CONF_CHECKED_BY.values(), *YAML_CHECKED_BY.values()}:
         assert f"def {name}(" in this, name
     unknown, used = [], set()
     for doc in DOCS:
@@ -543,6 +548,8 @@ def test_every_command_in_the_docs_is_run_or_accounted_for():
                     if cmd not in SHELL:
                         unknown.append(f"{item.where()}: {cmd}")
                     used.add(cmd)
+            elif item.lang == "yaml":
+                assert item.doc in YAML_CHECKED_BY, f"{item.where()}: a yaml block nobody checks"
             else:
                 raise AssertionError(f"{item.where()}: a ```{item.lang} block: what is it?")
     assert not unknown, ("shell commands in the docs that are neither run nor listed in SHELL "
@@ -971,3 +978,33 @@ def test_security_privileges_run_as_written():
     finally:
         sink.close()
         cluster.destroy()
+
+
+def test_patroni_settings_in_the_docs_are_what_the_ha_test_runs():
+    """Every setting the Patroni section shows (bootstrap.dcs) is what test_patroni.py runs
+    with, value for value. Parsed by Debian's python3-yaml, which Patroni itself uses."""
+    import json
+    import subprocess
+    from test_patroni import DCS
+
+    def leaves(d, path=()):
+        for k, v in d.items():
+            if isinstance(v, dict):
+                yield from leaves(v, path + (k,))
+            else:
+                yield path + (k,), v
+
+    blocks = [item for doc in DOCS for item in doc_items(doc) if item.lang == "yaml"]
+    assert blocks
+    for item in blocks:
+        parsed = json.loads(subprocess.run(
+            ["/usr/bin/python3", "-c", "import json, sys, yaml; "
+             "print(json.dumps(yaml.safe_load(sys.stdin)))"],
+            input=item.body, capture_output=True, text=True, check=True).stdout)
+        shown = dict(leaves(parsed["bootstrap"]["dcs"]))
+        ran = dict(leaves(DCS))
+        assert shown, item.where()
+        for key, value in shown.items():
+            assert key in ran, f"{item.where()}: {'.'.join(key)} is not set by the HA test"
+            assert str(value).lower() == str(ran[key]).lower(), \
+                f"{item.where()}: {'.'.join(key)} = {value!r}, the HA test runs {ran[key]!r}"

@@ -87,6 +87,31 @@ def alive(pid):
         return False
 
 
+# The cluster-wide configuration (bootstrap.dcs, kept in etcd: the same on every node). The
+# "Running under Patroni" section of docs/operations.md shows these settings, and test_docs.py
+# checks that what it shows is what this test runs.
+DCS = {
+    # A lost leader's key expires after ttl seconds; Patroni checks every loop_wait seconds
+    # (loop_wait + 2 * retry_timeout <= ttl).
+    "ttl": 10, "loop_wait": 1, "retry_timeout": 3,
+    # A commit returns once a standby has it; failover only to that standby.
+    "synchronous_mode": True,
+    "postgresql": {
+        "use_pg_rewind": True,
+        "use_slots": True,
+        "parameters": {
+            # pg_rewind needs hint-bit changes in the WAL (or data checksums)
+            "wal_log_hints": "on",
+            "shared_preload_libraries": "unleash_webhook",
+            "unleash_webhook.database_name": "unleash",
+            # the sink is on loopback, which is refused by default
+            "unleash_webhook.destination_allowlist": "127.0.0.1, localhost",
+            "max_connections": 50,
+        },
+    },
+}
+
+
 class Etcd:
     """One etcd member on 127.0.0.1 only (client and peer ports), with the v2 API Patroni 3.0
     speaks."""
@@ -147,26 +172,7 @@ class PatroniNode(Cluster):
             "etcd": {"host": f"127.0.0.1:{etcd.port}"},
             "bootstrap": {
                 # The cluster-wide configuration, kept in etcd: the same on every node.
-                "dcs": {
-                    # A lost leader's key expires after ttl seconds; Patroni checks every
-                    # loop_wait seconds (loop_wait + 2 * retry_timeout <= ttl).
-                    "ttl": 10, "loop_wait": 1, "retry_timeout": 3,
-                    # A commit returns once a standby has it; failover only to that standby.
-                    "synchronous_mode": True,
-                    "postgresql": {
-                        "use_pg_rewind": True,
-                        "use_slots": True,
-                        "parameters": {
-                            # pg_rewind needs hint-bit changes in the WAL (or data checksums)
-                            "wal_log_hints": "on",
-                            "shared_preload_libraries": "unleash_webhook",
-                            "unleash_webhook.database_name": "unleash",
-                            # the sink is on loopback, which is refused by default
-                            "unleash_webhook.destination_allowlist": "127.0.0.1, localhost",
-                            "max_connections": 50,
-                        },
-                    },
-                },
+                "dcs": DCS,
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C"}, {"auth-local": "trust"},
                            {"auth-host": "scram-sha-256"}],
             },
