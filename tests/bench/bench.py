@@ -47,10 +47,12 @@ class Targets:
 
 
 # WAL per delivery before issue #17's work, to which its target (a third) refers, for 1 and 10
-# subscriptions: (all WAL, the extension's share), from this benchmark's throughput runs on
-# 0.2.0 (commit 1fa3902) on this machine kind (2 cores). See BEFORE_HOW.
-WAL_PER_DELIVERY_BEFORE = None
-BEFORE_HOW = ""
+# subscriptions: (all WAL, the extension's share), printed by this benchmark's throughput runs
+# with 0.2.0 installed (commit 1fa3902: `cargo pgrx install --release` from a checkout of it,
+# then `python tests/bench/bench.py --no-targets --sink ...` from this one), 2026-12-07, on the
+# 2-core development machine. WAL bytes do not depend on the machine's speed.
+WAL_PER_DELIVERY_BEFORE = {1: (2_728, 1_732), 10: (2_077, 1_977)}
+BEFORE_HOW = "0.2.0, measured 2026-12-07 by this benchmark"
 
 
 def cpu_seconds(pid):
