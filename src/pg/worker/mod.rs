@@ -394,6 +394,9 @@ const RECORD_CHUNK: usize = 500;
 /// next request at once instead of sleeping until the main thread's next turn (two context
 /// switches per delivery at full load).
 const LOOKAHEAD: usize = 2;
+/// See run(): a pause of the main thread while this many requests wait for a sender.
+const COALESCE_WHEN_QUEUED: usize = 8;
+const COALESCE_FOR: Duration = Duration::from_micros(300);
 const LOG_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Worker {
@@ -509,6 +512,12 @@ impl Worker {
             self.vacuums
                 .tick(self.settings.vacuum_interval, row_changes());
             if more || more_to_purge {
+                // The senders still have queued requests to take: let results gather for a
+                // moment, so that a turn (three transactions) records and hands out many at
+                // once rather than a few. Nothing waits on it: the senders are busy meanwhile.
+                if self.pool.waiting() >= COALESCE_WHEN_QUEUED {
+                    std::thread::sleep(COALESCE_FOR);
+                }
                 continue;
             }
             self.wait(self.next_timeout());

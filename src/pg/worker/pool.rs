@@ -143,6 +143,11 @@ impl Pool {
         self.wake_rx.as_raw_fd()
     }
 
+    /// Jobs queued that no sender has taken yet.
+    pub fn waiting(&self) -> usize {
+        self.queue.jobs.lock().map_or(0, |jobs| jobs.waiting.len())
+    }
+
     /// Attempts handed out and not yet collected.
     pub fn in_flight(&self) -> usize {
         self.in_flight
