@@ -365,7 +365,7 @@ def first_event(cluster, conn, sink):
     server (ms)."""
     sink.get("/reset")
     url = f"http://127.0.0.1:{sink.port}/first"
-    conn.execute("DROP EXTENSION unleash_webhook")
+    conn.execute("DROP EXTENSION unleash_webhook CASCADE")
     conn.execute("CREATE EXTENSION unleash_webhook")
     conn.execute("SELECT unleash_webhook.create_subscription('first', %s, ARRAY['first'])", (url,))
 
