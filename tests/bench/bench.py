@@ -422,7 +422,8 @@ def soak(cluster, conn, sink, total, batch=1000):
             with open(f"/proc/{pid}/status") as f:
                 status = {l.split(":")[0]: int(l.split()[1]) for l in f if l.startswith("Rss")}
             marks.append((got, time.time(), sizes, status.get("RssAnon", 0)))
-            next_mark += 100_000
+            # the next whole 100k after what arrived (inserting may have passed several marks)
+            next_mark = (got // 100_000 + 1) * 100_000
         if got >= total:
             break
         time.sleep(0.05)
