@@ -104,20 +104,34 @@ def wait_count(sink, n, timeout):
     return False
 
 
-def latency(conn, sink, n, rate):
-    sink.get("/reset")
-    committed = {}
-    interval = 1.0 / rate
+def paced_inserts(conn, sql, rate, committed, more):
+    """Runs `sql` (an INSERT ... RETURNING id) `rate` times a second while more() says so, each
+    its own transaction; records each event id's commit time in `committed`."""
     next_at = time.time()
-    for _ in range(n):
+    while more():
         now = time.time()
         if now < next_at:
             time.sleep(next_at - now)
-        next_at += interval
-        (eid,) = conn.execute("INSERT INTO events (type, created_by, project, environment, "
-                              "feature_name) VALUES ('feature-created', 'bench', 'default', "
-                              "'production', 'f') RETURNING id").fetchone()
+        next_at += 1.0 / rate
+        (eid,) = conn.execute(sql).fetchone()
         committed[eid] = time.time()
+
+
+def counted(n):
+    left = [n]
+
+    def more():
+        left[0] -= 1
+        return left[0] >= 0
+    return more
+
+
+def latency(conn, sink, n, rate):
+    sink.get("/reset")
+    committed = {}
+    paced_inserts(conn, "INSERT INTO events (type, created_by, project, environment, "
+                  "feature_name) VALUES ('feature-created', 'bench', 'default', 'production', "
+                  "'f') RETURNING id", rate, committed, counted(n))
     wait_count(sink, n, 30)
     got = sink.dump()
     lat = [(got[i] - t) * 1000 for i, t in committed.items() if i in got]
@@ -201,15 +215,8 @@ def isolation(conn, sink, n, rate):
                      (f"iso-{i}", f"http://127.0.0.1:{sink.port}/iso{i}"))
     sink.get("/reset")
     committed = {}
-    next_at = time.time()
-    for _ in range(n):
-        now = time.time()
-        if now < next_at:
-            time.sleep(next_at - now)
-        next_at += 1.0 / rate
-        (eid,) = conn.execute("INSERT INTO events (type, created_by) VALUES ('iso', 'bench') "
-                              "RETURNING id").fetchone()
-        committed[eid] = time.time()
+    paced_inserts(conn, "INSERT INTO events (type, created_by) VALUES ('iso', 'bench') "
+                  "RETURNING id", rate, committed, counted(n))
     wait_count(sink, n * 5, 30)
     lines = sink.get("/dump").splitlines()
     lat = []
@@ -309,18 +316,9 @@ def bulk(cluster, conn, sink, n, steady_rate=100):
     steady_conn = cluster.connect()
     committed, stop = {}, []
 
-    def steady():
-        next_at = time.time()
-        while not stop:
-            now = time.time()
-            if now < next_at:
-                time.sleep(next_at - now)
-            next_at += 1.0 / steady_rate
-            (eid,) = steady_conn.execute("INSERT INTO events (type, created_by) VALUES "
-                                         "('steady', 'bench') RETURNING id").fetchone()
-            committed[eid] = time.time()
-
-    thread = threading.Thread(target=steady)
+    thread = threading.Thread(target=paced_inserts, args=(
+        steady_conn, "INSERT INTO events (type, created_by) VALUES ('steady', 'bench') "
+        "RETURNING id", steady_rate, committed, lambda: not stop))
     thread.start()
     try:
         time.sleep(0.5)  # steady traffic before the bulk, as in a live Unleash

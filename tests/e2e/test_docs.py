@@ -759,12 +759,7 @@ def test_functions_and_views_in_the_reference_are_the_servers(fresh):
         else:
             assert returns == real_result, (name, returns, real_result)
 
-    views = {}
-    for view, col in fresh.execute(
-            "SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
-            "WHERE c.relnamespace = 'unleash_webhook'::regnamespace AND c.relkind = 'v' "
-            "AND c.relname NOT LIKE '\\_%' AND a.attnum > 0 ORDER BY c.relname, a.attnum"):
-        views.setdefault(view, []).append(col)
+    views = {v: cols for v, cols in columns_of(fresh, "v").items() if not v.startswith("_")}
     documented = {unticked(v): [c.strip() for c in cols.split(",")]
                   for v, cols in table_rows(REFERENCE, "view | columns")}
     assert documented == views
@@ -803,6 +798,17 @@ def test_sqlstates_in_the_docs_are_the_codes():
             assert code in raised | postgres_own, f"operations.md names {code}"
 
 
+def columns_of(conn, relkind):
+    """{relation: [column, ...]} of our schema's relations of one kind ('r' tables, 'v' views)."""
+    out = {}
+    for rel, col in conn.execute(
+            "SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
+            "WHERE c.relnamespace = 'unleash_webhook'::regnamespace AND c.relkind = %s "
+            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum", (relkind,)):
+        out.setdefault(rel, []).append(col)
+    return out
+
+
 def test_the_tables_in_architecture_md_are_the_servers(fresh):
     (block,) = [i.body for i in doc_items(ARCHITECTURE)
                 if i.lang == "text" and i.section == "The tables"]
@@ -810,13 +816,7 @@ def test_the_tables_in_architecture_md_are_the_servers(fresh):
     text = "\n".join(line.split("--")[0] for line in block.splitlines())
     for name, cols in re.findall(r"(_\w+)\s*\(([^)]*)\)", text):
         listed[name] = [c.strip().strip('"') for c in cols.split(",")]
-    tables = {}
-    for table, col in fresh.execute(
-            "SELECT c.relname, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid "
-            "WHERE c.relnamespace = 'unleash_webhook'::regnamespace AND c.relkind = 'r' "
-            "AND a.attnum > 0 AND NOT a.attisdropped ORDER BY c.relname, a.attnum"):
-        tables.setdefault(table, []).append(col)
-    assert listed == tables
+    assert listed == columns_of(fresh, "r")
 
 
 # ---- Each page's SQL, run as written ---------------------------------------------------------
