@@ -28,7 +28,7 @@
 //! same transaction that inserts its deliveries.
 
 use crate::core::matching::Filter;
-use crate::pg::wake;
+use crate::pg::{compat, wake};
 use pgrx::prelude::*;
 use pgrx::{FromDatum, IntoDatum};
 use std::cell::RefCell;
@@ -268,8 +268,7 @@ unsafe fn our_table(schema: pg_sys::Oid, name: &CStr) -> pg_sys::Oid {
 /// The column's number (1-based) in `desc`, if it exists and is not dropped.
 unsafe fn attnum(desc: pg_sys::TupleDesc, name: &CStr) -> Option<i32> {
     unsafe {
-        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
-        attrs
+        compat::attributes(desc)
             .iter()
             .position(|a| !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()) == name)
             .map(|i| i as i32 + 1)
@@ -288,7 +287,7 @@ unsafe fn int_at(
             return None;
         }
         let datum = *(*slot).tts_values.add(i);
-        let typ = (*desc).attrs.as_slice((*desc).natts as usize)[i].atttypid;
+        let typ = compat::attributes(desc)[i].atttypid;
         Some(match typ {
             pg_sys::INT2OID => i64::from(i16::from_datum(datum, false)?),
             pg_sys::INT4OID => i64::from(i32::from_datum(datum, false)?),
@@ -344,7 +343,7 @@ unsafe fn snapshot_key() -> SnapshotKey {
     unsafe {
         let snap = pg_sys::GetActiveSnapshot();
         SnapshotKey {
-            lxid: (*pg_sys::MyProc).lxid,
+            lxid: compat::local_transaction_id(),
             xmin: (*snap).xmin.into(),
             xmax: (*snap).xmax.into(),
             curcid: (*snap).curcid,

@@ -6,10 +6,12 @@
 //! - `queue`: the worker's SQL (inbox, claims, events, results, retention);
 //! - `worker`: the background worker's one loop, and its sender threads;
 //! - `vacuum`: the short-lived helper that vacuums the queue while the worker is busy;
-//! - `api`: the Rust half of the SQL API (the plpgsql half is sql/finalize.sql).
+//! - `api`: the Rust half of the SQL API (the plpgsql half is sql/finalize.sql);
+//! - `compat`: what differs between PostgreSQL 14 to 18, and nowhere else.
 
 pub(crate) mod api;
 pub(crate) mod capture;
+pub(crate) mod compat;
 pub(crate) mod gucs;
 pub(crate) mod queue;
 pub(crate) mod vacuum;

@@ -12,7 +12,7 @@
 //! takes seconds, and the worker's loop must keep claiming. Autovacuum still runs as usual.
 
 use crate::pg::NAME;
-use crate::pg::gucs;
+use crate::pg::{compat, gucs, worker};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -93,10 +93,13 @@ pub extern "C-unwind" fn unleash_webhook_vacuum_main(_arg: pg_sys::Datum) {
     unsafe {
         // A backend's SIGTERM handler: VACUUM checks for it and stops cleanly, so a shutdown
         // never waits for the vacuum to finish.
-        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(backend_die));
+        compat::set_signal_handler(pg_sys::SIGTERM as i32, backend_die);
         pg_sys::BackgroundWorkerUnblockSignals();
     }
     BackgroundWorker::connect_worker_to_spi(Some(&gucs::database_name()), None);
+    for (name, value) in compat::BACKGROUND_SETTINGS {
+        worker::set_session_option(name, value);
+    }
     // SAFETY: a fresh background worker connected to its database, outside any transaction,
     // which is where VACUUM must start; the calls are those of exec_simple_query.
     unsafe {

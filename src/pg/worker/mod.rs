@@ -13,6 +13,7 @@ use crate::core::event_json::EventRow;
 use crate::core::request::{self, Context, Subscription};
 use crate::http::{self, Client, ClientConfig, DestinationPolicy, Verdict};
 use crate::pg::NAME;
+use crate::pg::compat;
 use crate::pg::gucs::{self, WorkerSettings};
 use crate::pg::queue::{self, Claimed, Outcome};
 use crate::pg::vacuum;
@@ -87,6 +88,9 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     // (index-less, few-page) inbox was JIT-compiled on every turn, 120 ms each. The worker's
     // statements touch a few rows; JIT never pays off for them.
     set_session_option("jit", "off");
+    for (name, value) in compat::BACKGROUND_SETTINGS {
+        set_session_option(name, value);
+    }
     wake::publish_worker();
     let settings = gucs::worker_settings();
     log!(
@@ -179,7 +183,9 @@ fn row_changes() -> u64 {
     })
 }
 
-fn set_session_option(name: &str, value: &str) {
+/// Sets a setting for this process's session: it wins over postgresql.conf and the database's
+/// and role's settings, and survives a reload.
+pub(crate) fn set_session_option(name: &str, value: &str) {
     let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
         return;
     };
@@ -291,7 +297,7 @@ impl Worker {
         // SAFETY: TopMemoryContext lives for the process; the set is used only by this thread
         // and the latch and socket it watches outlive it.
         let wait_set = unsafe {
-            let set = pg_sys::CreateWaitEventSet(pg_sys::TopMemoryContext, 3);
+            let set = compat::create_wait_event_set(3);
             pg_sys::AddWaitEventToSet(
                 set,
                 pg_sys::WL_LATCH_SET,
