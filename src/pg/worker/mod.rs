@@ -58,6 +58,7 @@ pub fn init() {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    compat::disable_timeouts_before_connecting();
     let database = gucs::database_name();
     if wake::previous_connect_failed() {
         // The last start died connecting (FATAL: database does not exist). Wait, quietly and
@@ -88,9 +89,6 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     // (index-less, few-page) inbox was JIT-compiled on every turn, 120 ms each. The worker's
     // statements touch a few rows; JIT never pays off for them.
     set_session_option("jit", "off");
-    for (name, value) in compat::BACKGROUND_SETTINGS {
-        set_session_option(name, value);
-    }
     wake::publish_worker();
     let settings = gucs::worker_settings();
     log!(
@@ -183,9 +181,7 @@ fn row_changes() -> u64 {
     })
 }
 
-/// Sets a setting for this process's session: it wins over postgresql.conf and the database's
-/// and role's settings, and survives a reload.
-pub(crate) fn set_session_option(name: &str, value: &str) {
+fn set_session_option(name: &str, value: &str) {
     let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
         return;
     };
