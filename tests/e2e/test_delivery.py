@@ -46,6 +46,7 @@ def settled(db, name, n):
     return wait_until(done, timeout=30) or deliveries(db, name)
 
 
+@pytest.mark.core
 def test_worker_is_visible(db):
     row = db.execute("SELECT application_name, backend_type FROM pg_stat_activity "
                      "WHERE pid = unleash_webhook.worker_pid()").fetchone()
@@ -61,6 +62,7 @@ def unleash_tables_in_schema(cluster, schema):
                           + f"SELECT unleash_webhook.attach('{schema}.events');")
 
 
+@pytest.mark.core
 def test_sample_events_arrive_byte_identical(db, cluster, sink):
     create(db, "bodies", sink.url("/bodies"), SAMPLE_TYPES)
     create(db, "bodies-auth", sink.url("/bodies-auth"), ["feature-created"],
@@ -119,6 +121,7 @@ def test_template_renders_as_mustache_js(db, sink):
         '"tags": "t1;t2;", "at": "Thu Nov 26 2026 21:30:59 GMT+0000 (Coordinated Universal Time)"}')
 
 
+@pytest.mark.core
 def test_503_then_200_is_delivered_after_two_attempts(db, sink):
     sink.script("/r503", Reply(503), Reply(200, body=b"thanks"))
     create(db, "r503", sink.url("/r503"), ["t-503"])
@@ -136,6 +139,7 @@ def test_503_then_200_is_delivered_after_two_attempts(db, sink):
     assert got[1].at - got[0].at >= 0.29
 
 
+@pytest.mark.core
 def test_500_twice_fails_after_two_attempts(db, sink):
     sink.script("/r500", Reply(500, body=b"boom"))
     create(db, "r500", sink.url("/r500"), ["t-500"])
@@ -223,6 +227,7 @@ def test_rolled_back_insert_sends_nothing(db, sink, cluster):
     assert [json.loads(r.body)["id"] for r in sink.on("/rollback")] == [after]
 
 
+@pytest.mark.core
 def test_copy_and_savepoints_deliver_exactly_what_committed(db, sink, cluster):
     """The trigger keeps what it matched in memory until the statement ends, or for COPY (which
     does not end through the executor) until the enclosing subtransaction or transaction commits
@@ -330,6 +335,7 @@ def test_custom_ca_over_tls(db, cluster):
         tls.close()
 
 
+@pytest.mark.core
 def test_kill9_of_the_worker_loses_nothing(db, cluster, sink):
     create(db, "bulk", sink.url("/bulk"), ["t-bulk"])
     n = 3000
@@ -349,6 +355,7 @@ def test_kill9_of_the_worker_loses_nothing(db, cluster, sink):
     conn.close()
 
 
+@pytest.mark.core
 def test_library_must_be_preloaded():
     c = Cluster(preload=False)
     try:
