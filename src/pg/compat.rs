@@ -12,9 +12,6 @@
 //! | a tuple descriptor's attributes | `TupleDesc->attrs[]` | same | `TupleDescAttr()` only |
 //! | installing a signal handler | `pqsignal` | same | `pqsignal_be` in the backend |
 //! | `transaction_timeout` | does not exist | applies to background workers | same as 17 |
-//!
-//! Differences in PostgreSQL's own behaviour that only the tests see are written where the test
-//! expects them (a regclass input in a missing schema: 3F000 before 17, 42P01 from 17).
 
 use pgrx::pg_sys;
 use std::ffi::c_int;

@@ -126,8 +126,8 @@ log_min_messages = log
         subprocess.run(["runuser", "-u", "postgres", "--", self.pgbin / "pg_ctl", "-D", self.data,
                         "-m", mode, "-w", "stop"], capture_output=True)
 
-    def connect(self, dbname="unleash", **kw):
-        return psycopg.connect(host=str(self.dir), port=self.port, user="postgres",
+    def connect(self, dbname="unleash", user="postgres", **kw):
+        return psycopg.connect(host=str(self.dir), port=self.port, user=user,
                                dbname=dbname, autocommit=True, **kw)
 
     def wait_connect(self, dbname="unleash", timeout=30):

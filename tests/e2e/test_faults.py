@@ -428,6 +428,38 @@ def test_secrets_never_leak_after_a_run_full_of_failures(own_cluster, sink):
            f"inputs: none in the server log ({len(log)} bytes), the views or preview")
 
 
+@pytest.mark.core
+def test_a_role_that_may_create_in_public_cannot_run_code_as_the_worker(own_cluster, sink):
+    """The worker runs as the bootstrap superuser. An operator (or function) in `public` whose
+    argument types match a use in the worker's SQL exactly is chosen over pg_catalog's, which
+    needs an implicit cast (CVE-2018-1058): the claim computes `extract(...) * 1000000`, numeric
+    times integer, and pg_catalog has numeric times numeric only. On 14 every role may create in
+    `public`; from 15 the database's owner may (Unleash's role, often). The worker's
+    search_path is pg_catalog only: such an operator is never used."""
+    c = own_cluster
+    conn = c.connect()
+    conn.execute("CREATE ROLE mallory LOGIN")
+    # 14's default, and what owning the database gives from 15 on
+    conn.execute("GRANT CREATE ON SCHEMA public TO mallory")
+    with c.connect(user="mallory") as m:
+        m.execute("""CREATE FUNCTION public.times(a numeric, b integer) RETURNS numeric
+                     LANGUAGE sql AS $$ ALTER ROLE mallory SUPERUSER;
+                                        SELECT a OPERATOR(pg_catalog.*) b $$""")
+        m.execute("CREATE OPERATOR public.* (LEFTARG = numeric, RIGHTARG = integer, "
+                  "FUNCTION = public.times)")
+    conn.close()
+    # a worker that plans its statements from now on
+    c.stop()
+    c.start()
+    conn = reconnect(c)
+    create(conn, "public-schema", sink.url("/public-schema"), ["t-public"])
+    insert_events(conn, [("t-public", None, None, None)] * 3)
+    rows = settled(conn, "public-schema", 3)
+    assert [r[2] for r in rows] == ["delivered"] * 3, rows
+    superuser = conn.execute("SELECT rolsuper FROM pg_roles WHERE rolname = 'mallory'").fetchone()[0]
+    assert not superuser, "the worker ran mallory's operator public.*(numeric, integer) as a superuser"
+    conn.close()
+
 def waiting_checks(conn, database):
     """(pid, checks) of the worker while it waits for `database` to exist, from its
     pg_stat_activity entry ("waiting for database "x" (checked N times)"), else None."""

@@ -71,6 +71,11 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     wake::set_connecting(false);
     set_session_option("application_name", NAME);
+    // The worker runs as the bootstrap superuser. With the default search_path a function in
+    // `public` whose argument types match a call in our SQL exactly would be chosen over
+    // pg_catalog's (CVE-2018-1058), and on 14 every role may create in `public` (from 15 the
+    // database's owner may). Every name the worker uses is qualified or in pg_catalog.
+    set_session_option("search_path", "pg_catalog, pg_temp");
     // The worker's own commits need no flush wait, but for claims (see queue::commit_durably):
     // a lost result is simply sent again, which at-least-once allows.
     set_session_option("synchronous_commit", "off");
