@@ -12,6 +12,10 @@
 //! | a tuple descriptor's attributes | `TupleDesc->attrs[]` | same | `TupleDescAttr()` only |
 //! | installing a signal handler | `pqsignal` | same | `pqsignal_be` in the backend |
 //! | `transaction_timeout` | does not exist | applies to background workers | same as 17 |
+//!
+//! One difference needs no code here: on 14 every role may create objects in `public` (from 15
+//! only the database's owner). The worker, a superuser, runs with a search_path of pg_catalog
+//! alone on every version (`worker`), so nothing created there is ever called by it.
 
 use pgrx::pg_sys;
 use std::ffi::c_int;
