@@ -20,7 +20,10 @@
 use pgrx::pg_sys;
 use std::ffi::c_int;
 
+#[cfg(feature = "pg13")]
+compile_error!("unleash_webhook builds for PostgreSQL 14 to 18 (Unleash supports 14 and newer)");
 #[cfg(not(any(
+    feature = "pg13",
     feature = "pg14",
     feature = "pg15",
     feature = "pg16",
