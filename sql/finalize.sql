@@ -6,6 +6,31 @@
 --   42710 duplicate_object, 42P01 undefined_table, 42703 undefined_column.
 -- Messages never contain an authorization or header value.
 
+-- The subscriptions without their secrets (it needs _masked_url, a Rust function).
+CREATE VIEW unleash_webhook.subscriptions AS
+SELECT s.id,
+       s.name,
+       -- Secrets ride in URLs (a password, Slack's and Teams' paths, ?code=): the host and the
+       -- path's shape only.
+       unleash_webhook._masked_url(s.url) AS url,
+       s.event_types,
+       s.content_type,
+       s."authorization" IS NOT NULL AS has_authorization,
+       ARRAY(SELECT jsonb_object_keys(s.headers) ORDER BY 1) AS header_names,
+       s.body_template,
+       s.projects,
+       s.environments,
+       s.enabled,
+       cardinality(s.signing_secrets) AS signing_secrets,
+       s.imported_from,
+       s.created_at,
+       s.updated_at
+FROM unleash_webhook._subscriptions s
+WHERE s.dropped_at IS NULL;
+
+COMMENT ON VIEW unleash_webhook.subscriptions IS
+    'Webhook subscriptions, without secrets: authorization and header values are never shown, nor the URL''s password, path segments or query values (url shows the host and the path''s shape).';
+
 -- Checks one subscription's settings; raises on the first bad one. Shared by create and alter.
 CREATE FUNCTION unleash_webhook._validate_subscription(
     url text, event_types text[], content_type text, "authorization" text, headers jsonb,
@@ -88,6 +113,51 @@ BEGIN
     END IF;
 END;
 $$;
+
+-- Which of `cols` the table lacks, and which it has with a type not among the allowed ones
+-- (types[i]: the allowed types of cols[i], comma-separated); NULL when none. One check for
+-- attach() (Unleash's events) and import_unleash_addons() (Unleash's addons).
+CREATE FUNCTION unleash_webhook._columns_problem(tbl regclass, cols text[], types text[],
+                                                 OUT missing text, OUT wrong text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT string_agg(c.col, ', ' ORDER BY c.n) FILTER (WHERE a.attname IS NULL),
+           string_agg(format('%s (%s)', c.col, format_type(a.atttypid, a.atttypmod)), ', '
+                      ORDER BY c.n)
+               FILTER (WHERE a.attname IS NOT NULL
+                         AND NOT format_type(a.atttypid, NULL) = ANY (string_to_array(c.allowed, ',')))
+      FROM unnest(cols, types) WITH ORDINALITY AS c(col, allowed, n)
+      LEFT JOIN pg_catalog.pg_attribute a
+             ON a.attrelid = tbl AND a.attname = c.col AND a.attnum > 0 AND NOT a.attisdropped;
+END;
+
+-- Why an UPDATE of the table could run code its owner wrote (a trigger, a rule, a CHECK, a
+-- generated column, an index expression, a child table, a domain-typed column), or NULL when
+-- it cannot. Such code would run with the rights of whoever updates, which for
+-- import_unleash_addons() is a superuser.
+CREATE FUNCTION unleash_webhook._update_runs_code(tbl regclass) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT concat_ws(', ',
+        (SELECT 'not a plain table' FROM pg_catalog.pg_class c
+          WHERE c.oid = tbl AND c.relkind <> 'r'),
+        (SELECT 'triggers' FROM pg_catalog.pg_trigger t
+          WHERE t.tgrelid = tbl AND NOT t.tgisinternal LIMIT 1),
+        (SELECT 'rules' FROM pg_catalog.pg_rewrite r WHERE r.ev_class = tbl LIMIT 1),
+        (SELECT 'CHECK or exclusion constraints' FROM pg_catalog.pg_constraint k
+          WHERE k.conrelid = tbl AND k.contype IN ('c', 'x') LIMIT 1),
+        (SELECT 'generated columns' FROM pg_catalog.pg_attribute a
+          WHERE a.attrelid = tbl AND a.attgenerated <> '' AND NOT a.attisdropped LIMIT 1),
+        (SELECT 'index expressions' FROM pg_catalog.pg_index i
+          WHERE i.indrelid = tbl AND (i.indexprs IS NOT NULL OR i.indpred IS NOT NULL) LIMIT 1),
+        (SELECT 'child tables' FROM pg_catalog.pg_inherits h WHERE h.inhparent = tbl LIMIT 1),
+        (SELECT 'domain-typed columns' FROM pg_catalog.pg_attribute a
+           JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid
+          WHERE a.attrelid = tbl AND a.attnum > 0 AND NOT a.attisdropped AND ty.typtype = 'd'
+          LIMIT 1));
+END;
 
 -- Looks a live subscription up by name, for alter/pause/resume/drop; raises 42704 when absent.
 CREATE FUNCTION unleash_webhook._subscription_id(name text) RETURNS bigint
@@ -186,8 +256,26 @@ AS $$
 DECLARE
     sub_id bigint := unleash_webhook._subscription_id(name);
     cur unleash_webhook._subscriptions;
+    missing text;
 BEGIN
     SELECT * INTO cur FROM unleash_webhook._subscriptions s WHERE s.id = sub_id FOR UPDATE;
+    -- The secrets go wherever the url points: whoever changes it must give them again (or an
+    -- empty string to remove them), or a role allowed to alter subscriptions could collect
+    -- them at its own server.
+    IF url IS DISTINCT FROM cur.url AND url IS NOT NULL THEN
+        missing := concat_ws(', ',
+            CASE WHEN cur."authorization" IS NOT NULL AND "authorization" IS NULL
+                 THEN 'authorization' END,
+            CASE WHEN cur.headers <> '{}' AND alter_subscription.headers IS NULL THEN 'headers' END,
+            CASE WHEN cardinality(cur.signing_secrets) > 0 AND signing_secret IS NULL
+                 THEN 'signing_secret' END);
+        IF missing <> '' THEN
+            RAISE EXCEPTION 'a new url for subscription % needs its secrets again: %',
+                quote_literal(cur.name), missing
+                USING ERRCODE = '22023',
+                      HINT = 'Pass ' || missing || ' again with the new url (an empty string removes one): they are sent to whatever the url names.';
+        END IF;
+    END IF;
     cur.url := coalesce(url, cur.url);
     cur.event_types := coalesce(event_types, cur.event_types);
     cur.content_type := coalesce(content_type, cur.content_type);
@@ -247,11 +335,13 @@ BEGIN
     UPDATE unleash_webhook._subscriptions SET enabled = true, updated_at = now()
      WHERE id = unleash_webhook._subscription_id(resume_subscription.name);
     -- Deliveries queued before the pause may send again now.
-    PERFORM unleash_webhook._wake_at_commit();
+    PERFORM unleash_webhook._wake_for_log();
 END;
 $$;
 
--- Returns how many pending deliveries were cancelled. Their rows and attempts stay as history.
+-- Returns how many deliveries it cancelled (waiting, or captured and not yet attempted). Their
+-- rows and attempts stay as history. Touches neither the inbox nor a row the worker has claimed
+-- for long: what the worker still holds of it is recorded as cancelled when it comes to it.
 CREATE FUNCTION unleash_webhook.drop_subscription(name text) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -260,18 +350,18 @@ DECLARE
     sub_id bigint := unleash_webhook._subscription_id(name);
     cancelled bigint;
 BEGIN
-    -- What was captured for it is cancelled like the rest of its queue.
-    PERFORM unleash_webhook._flush_inbox();
     -- The secrets go with the subscription; the name and URL stay for the history.
     UPDATE unleash_webhook._subscriptions
        SET dropped_at = now(), enabled = false, "authorization" = NULL, headers = '{}',
            signing_secrets = '{}', updated_at = now()
      WHERE id = sub_id;
     UPDATE unleash_webhook._deliveries
-       SET status = 'cancelled', finished_at = now(), last_error = 'subscription dropped'
+       SET status = 'cancelled', finished_at = now(), next_attempt_at = NULL, lease_until = NULL,
+           last_error = 'subscription dropped'
      WHERE subscription_id = sub_id AND status IN ('pending', 'sending');
     GET DIAGNOSTICS cancelled = ROW_COUNT;
-    RETURN cancelled;
+    RETURN cancelled + (SELECT count(*) FROM unleash_webhook._queued q
+                         WHERE q.subscription_id = sub_id);
 END;
 $$;
 
@@ -292,6 +382,10 @@ BEGIN
       JOIN unleash_webhook._subscriptions s ON s.id = d.subscription_id
      WHERE d.id = delivery_id;
     IF NOT FOUND THEN
+        -- Captured and not yet attempted: it is on its way already.
+        IF EXISTS (SELECT 1 FROM unleash_webhook._queued q WHERE q.id = delivery_id) THEN
+            RETURN;
+        END IF;
         RAISE EXCEPTION 'delivery % does not exist', delivery_id USING ERRCODE = '42704',
             HINT = 'SELECT id FROM unleash_webhook.deliveries lists deliveries.';
     END IF;
@@ -303,7 +397,7 @@ BEGIN
        SET status = 'pending', round_attempts = 0, next_attempt_at = now(), lease_until = NULL,
            finished_at = NULL
      WHERE d.id = delivery_id AND d.status <> 'sending';
-    PERFORM unleash_webhook._wake_at_commit();
+    PERFORM unleash_webhook._wake_for_log();
 END;
 $$;
 
@@ -353,7 +447,8 @@ RETURN unnest(ARRAY[
     'release-plan-progressions-resumed']);
 
 -- Queues new deliveries to one subscription for every matching event created in [since, until),
--- in every attached events table. Returns how many were queued.
+-- in every attached events table, as the capture trigger does: inbox rows of at most 1,000
+-- deliveries, with new delivery ids. Returns how many were queued.
 CREATE FUNCTION unleash_webhook.replay(subscription text, since timestamptz,
                                        until timestamptz DEFAULT now())
 RETURNS bigint
@@ -363,7 +458,9 @@ AS $$
 DECLARE
     sub unleash_webhook._subscriptions;
     tbl regclass;
-    n bigint;
+    ids int8[];
+    types text[];
+    n integer;
     total bigint := 0;
 BEGIN
     IF since IS NULL OR until IS NULL THEN
@@ -378,13 +475,22 @@ BEGIN
      WHERE s.id = unleash_webhook._subscription_id(replay.subscription);
     FOR tbl IN SELECT unleash_webhook._event_tables() LOOP
         EXECUTE format(
-            'INSERT INTO unleash_webhook._deliveries (subscription_id, event_table, event_id, event_type)
-             SELECT $1, $2, e.id, e.type FROM %s e
-              WHERE e.created_at >= $3 AND e.created_at < $4
-                AND unleash_webhook._matches(e.type, e.project, e.environment, $5, $6, $7)
-              ORDER BY e.id', tbl)
-        USING sub.id, tbl::oid, since, until, sub.event_types, sub.projects, sub.environments;
-        GET DIAGNOSTICS n = ROW_COUNT;
+            'SELECT array_agg(e.id::int8 ORDER BY e.id), array_agg(e.type::text ORDER BY e.id)
+               FROM %s e
+              WHERE e.created_at >= $1 AND e.created_at < $2
+                AND unleash_webhook._matches(e.type, e.project, e.environment, $3, $4, $5)', tbl)
+        INTO ids, types
+        USING since, until, sub.event_types, sub.projects, sub.environments;
+        n := coalesce(cardinality(ids), 0);
+        FOR k IN 0 .. (n - 1) / 1000 LOOP
+            EXIT WHEN n = 0;
+            INSERT INTO unleash_webhook._inbox
+                   (id, event_table, event_ids, event_types, pair_events, pair_subs, queued_at)
+            SELECT nextval('unleash_webhook._inbox_seq'), tbl, ids[k * 1000 + 1 : k * 1000 + 1000],
+                   types[k * 1000 + 1 : k * 1000 + 1000],
+                   ARRAY(SELECT generate_series(1, least(1000, n - k * 1000))),
+                   array_fill(sub.id, ARRAY[least(1000, n - k * 1000)]), now();
+        END LOOP;
         total := total + n;
     END LOOP;
     IF total > 0 THEN
@@ -448,21 +554,33 @@ DECLARE
     projs text[];
     envs text[];
     want_enabled boolean;
+    problem text;
     cur unleash_webhook._subscriptions;
 BEGIN
     IF addons IS NULL THEN
         RAISE EXCEPTION 'addons must not be NULL' USING ERRCODE = '22004',
             HINT = 'Pass Unleash''s addons table, e.g. ''public.addons''.';
     END IF;
-    SELECT string_agg(c, ', ') INTO detail
-      FROM unnest(ARRAY['id', 'provider', 'enabled', 'parameters', 'events', 'projects',
-                        'environments']) c
-     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute att
-                        WHERE att.attrelid = addons AND att.attname = c AND att.attnum > 0
-                          AND NOT att.attisdropped);
+    SELECT p.missing, p.wrong INTO detail, problem
+      FROM unleash_webhook._columns_problem(addons,
+               ARRAY['id', 'provider', 'enabled', 'parameters', 'events', 'projects',
+                     'environments'],
+               ARRAY['smallint,integer,bigint', 'text,character varying', 'boolean',
+                     'json,jsonb', 'json,jsonb', 'json,jsonb', 'json,jsonb']) p;
     IF detail IS NOT NULL THEN
         RAISE EXCEPTION 'table % is not Unleash''s addons table: it lacks %', addons, detail
             USING ERRCODE = '42703', HINT = 'Pass the addons table of Unleash''s database, e.g. ''public.addons''.';
+    END IF;
+    IF problem IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is not Unleash''s addons table: wrong type for %', addons, problem
+            USING ERRCODE = '42804', HINT = 'Pass the addons table of Unleash''s database, e.g. ''public.addons''.';
+    END IF;
+    -- We read it, and with disable_source update it, with the caller's rights (a superuser's):
+    -- nothing its owner wrote may run then.
+    problem := unleash_webhook._update_runs_code(addons);
+    IF problem <> '' THEN
+        RAISE EXCEPTION 'table % could run its owner''s code when read or updated: it has %', addons, problem
+            USING ERRCODE = '55000', HINT = 'Unleash''s addons table has none of these: check who changed it; import from a plain copy (CREATE TABLE ... AS SELECT * FROM addons) and disable the addons in Unleash by hand.';
     END IF;
     FOR a IN EXECUTE format(
         'SELECT id, enabled, parameters::text AS parameters, events::text AS events,
@@ -532,44 +650,6 @@ BEGIN
 END;
 $$;
 
--- The capture trigger, unleash_webhook._capture(), is written in Rust (src/capture.rs): it
--- writes one _inbox row per INSERT statement. This turns inbox rows into deliveries, in
--- capture order within a batch; the worker calls it at the start of each turn (at most max_rows
--- rows), and drop_subscription() calls it (all rows) so that nothing captured escapes the
--- cancellation.
--- Pairs of a subscription dropped in the meantime become 'cancelled' deliveries.
-CREATE FUNCTION unleash_webhook._flush_inbox(max_rows integer DEFAULT NULL) RETURNS bigint
-LANGUAGE plpgsql
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    taken bigint;
-BEGIN
-    WITH batch AS (
-        DELETE FROM unleash_webhook._inbox i
-         WHERE i.ctid = ANY (ARRAY(SELECT x.ctid FROM unleash_webhook._inbox x LIMIT max_rows))
-        RETURNING i.event_table, i.event_ids, i.event_types, i.pair_events, i.pair_subs,
-                  i.queued_at
-    ), queued AS (
-        INSERT INTO unleash_webhook._deliveries
-               (subscription_id, event_table, event_id, event_type, status, created_at,
-                next_attempt_at, finished_at, last_error)
-        SELECT p.sub, b.event_table, b.event_ids[p.ev], b.event_types[p.ev],
-               CASE WHEN s.dropped_at IS NULL THEN 'pending' ELSE 'cancelled' END,
-               b.queued_at, b.queued_at,
-               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE now() END,
-               CASE WHEN s.dropped_at IS NULL THEN NULL ELSE 'subscription dropped' END
-          FROM batch b
-         CROSS JOIN LATERAL unnest(b.pair_events, b.pair_subs) AS p(ev, sub)
-          JOIN unleash_webhook._subscriptions s ON s.id = p.sub
-         ORDER BY b.queued_at, b.event_ids[p.ev], p.sub
-    )
-    SELECT count(*) INTO taken FROM batch;
-    RETURN taken;
-END;
-$$;
-REVOKE ALL ON FUNCTION unleash_webhook._flush_inbox(integer) FROM PUBLIC;
-
 -- Only the trigger calls it.
 REVOKE ALL ON FUNCTION unleash_webhook._capture() FROM PUBLIC;
 
@@ -588,19 +668,25 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     missing text;
+    wrong text;
     kind "char";
 BEGIN
     IF events IS NULL THEN
         RAISE EXCEPTION 'events must not be NULL' USING ERRCODE = '22004',
             HINT = 'Pass Unleash''s events table, e.g. ''public.events''.';
     END IF;
-    SELECT string_agg(c, ', ') INTO missing
-      FROM unnest(ARRAY['id', 'type', 'created_by', 'created_at', 'data', 'pre_data', 'tags',
-                        'project', 'environment', 'feature_name', 'created_by_user_id',
-                        'group_type', 'group_id']) c
-     WHERE NOT EXISTS (SELECT 1 FROM pg_attribute a
-                        WHERE a.attrelid = events AND a.attname = c AND a.attnum > 0
-                          AND NOT a.attisdropped);
+    SELECT p.missing, p.wrong INTO missing, wrong
+      FROM unleash_webhook._columns_problem(events,
+               ARRAY['id', 'type', 'created_by', 'created_at', 'data', 'pre_data', 'tags',
+                     'project', 'environment', 'feature_name', 'created_by_user_id',
+                     'group_type', 'group_id'],
+               -- the trigger copies id and type; the worker reads the rest as Unleash defines them
+               ARRAY['smallint,integer,bigint', 'text,character varying', 'text,character varying',
+                     'timestamp with time zone,timestamp without time zone', 'json,jsonb',
+                     'json,jsonb', 'json,jsonb', 'text,character varying',
+                     'text,character varying', 'text,character varying',
+                     'smallint,integer,bigint', 'text,character varying',
+                     'text,character varying']) p;
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'table % is not an Unleash events table: it lacks %', events, missing
             USING ERRCODE = '42703', HINT = 'Attach the events table that Unleash writes (its schema is DATABASE_SCHEMA, default public).';
@@ -616,28 +702,8 @@ BEGIN
         RAISE EXCEPTION '% is not a table', events
             USING ERRCODE = '42809', HINT = 'Attach the events table itself, not a view.';
     END IF;
-    -- The trigger copies id and type, and the worker reads the rest as Unleash defines them.
-    SELECT string_agg(format('%s (%s)', a.attname, format_type(a.atttypid, a.atttypmod)), ', ')
-      INTO missing
-      FROM pg_attribute a
-     WHERE a.attrelid = events AND a.attnum > 0 AND NOT a.attisdropped
-       AND NOT CASE a.attname
-           WHEN 'id' THEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-           WHEN 'created_by_user_id' THEN a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
-           WHEN 'created_at' THEN a.atttypid IN ('timestamptz'::regtype, 'timestamp'::regtype)
-           WHEN 'data' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
-           WHEN 'pre_data' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
-           WHEN 'tags' THEN a.atttypid IN ('json'::regtype, 'jsonb'::regtype)
-           WHEN 'type' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-           WHEN 'created_by' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-           WHEN 'project' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-           WHEN 'environment' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-           WHEN 'feature_name' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-           WHEN 'group_type' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-           WHEN 'group_id' THEN a.atttypid IN ('text'::regtype, 'varchar'::regtype)
-           ELSE true END;
-    IF missing IS NOT NULL THEN
-        RAISE EXCEPTION 'table % is not an Unleash events table: wrong type for %', events, missing
+    IF wrong IS NOT NULL THEN
+        RAISE EXCEPTION 'table % is not an Unleash events table: wrong type for %', events, wrong
             USING ERRCODE = '42804', HINT = 'Attach the events table that Unleash''s migrations create (id integer, type varchar, data json, ...).';
     END IF;
     IF EXISTS (SELECT 1 FROM pg_trigger t WHERE t.tgrelid = events AND t.tgname = 'unleash_webhook_capture') THEN
@@ -662,24 +728,38 @@ BEGIN
 END;
 $$;
 
+-- With the owner's rights: _preview reads the secrets (and masks them) and the events tables.
 CREATE FUNCTION unleash_webhook.preview(subscription text, event_id bigint)
 RETURNS TABLE (method text, url text, headers jsonb, body text)
 LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT p.method, p.url, p.headers::jsonb, p.body
       FROM unleash_webhook._preview(subscription, event_id) p;
 END;
 
+-- The worker, and what waits for it. With the owner's rights: a monitoring role granted
+-- EXECUTE on it needs no rights on the tables it counts.
 CREATE FUNCTION unleash_webhook.worker_status()
 RETURNS TABLE (pid integer, running boolean, started_at timestamptz, last_activity_at timestamptz,
                in_flight integer, attempts bigint, delivered bigint, failed bigint,
-               retries bigint, purged bigint)
+               retries bigint, purged bigint, serves_this_database boolean,
+               oldest_pending_at timestamptz, last_error text, last_error_at timestamptz,
+               waiting_for_pid integer)
 LANGUAGE sql VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
 BEGIN ATOMIC
     SELECT s.pid, s.pid IS NOT NULL, to_timestamp(s.started_at_us / 1e6),
            to_timestamp(s.last_activity_us / 1e6), s.in_flight, s.attempts, s.delivered,
-           s.failed, s.retries, s.purged
-      FROM unleash_webhook._worker_stats() s;
+           s.failed, s.retries, s.purged,
+           -- in another database the extension captures, and nothing ever sends
+           current_setting('unleash_webhook.database_name', true) = current_database(),
+           (SELECT min(d.created_at) FROM unleash_webhook.deliveries d
+             WHERE d.status IN ('queued', 'pending', 'sending')),
+           w.last_error, to_timestamp(w.last_error_at_us / 1e6), w.waiting_for_pid
+      FROM unleash_webhook._worker_stats() s, unleash_webhook._worker_state() w;
 END;
 
 -- Managing subscriptions and reading secrets is for the extension's owner (and whom it grants).
@@ -701,7 +781,13 @@ REVOKE ALL ON FUNCTION
     unleash_webhook.redeliver(bigint),
     unleash_webhook.attach(regclass),
     unleash_webhook.detach(regclass),
-    unleash_webhook._wake_at_commit()
+    unleash_webhook._wake_at_commit(),
+    unleash_webhook._wake_for_log(),
+    -- tells which names resolve to which private addresses: nobody's business
+    unleash_webhook._destination_error(text),
+    unleash_webhook._columns_problem(regclass, text[], text[]),
+    unleash_webhook._update_runs_code(regclass),
+    unleash_webhook._preview(text, bigint)
 FROM PUBLIC;
 
 COMMENT ON FUNCTION unleash_webhook.create_subscription(text, text, text[], text, text, jsonb, text, text[], text[], boolean, text) IS
@@ -723,7 +809,7 @@ COMMENT ON FUNCTION unleash_webhook.preview(text, bigint) IS
 COMMENT ON FUNCTION unleash_webhook.generate_signing_secret() IS
     'A new random Standard Webhooks secret (whsec_...).';
 COMMENT ON FUNCTION unleash_webhook.worker_status() IS
-    'The delivery worker: pid, start time, attempts in flight and totals since start.';
+    'The delivery worker: pid, start time, attempts in flight and totals since start; whether it serves this database; the oldest delivery waiting; the last problem it logged; the pid of a lock it waits for.';
 COMMENT ON FUNCTION unleash_webhook.pause_subscription(text) IS
     'Stops queueing and sending for a subscription; already queued deliveries wait for resume_subscription().';
 COMMENT ON FUNCTION unleash_webhook.resume_subscription(text) IS
@@ -738,6 +824,19 @@ COMMENT ON FUNCTION unleash_webhook.worker_pid() IS
     'The pid of the delivery worker, NULL when none runs.';
 COMMENT ON FUNCTION unleash_webhook.detach(regclass) IS
     'Removes the capture trigger from an events table.';
+
+-- The worker serves one database: in another, events would be captured and never sent.
+DO $$
+BEGIN
+    IF pg_catalog.current_setting('unleash_webhook.database_name', true)
+       IS DISTINCT FROM pg_catalog.current_database() THEN
+        RAISE WARNING 'unleash_webhook delivers the events of database "%" (unleash_webhook.database_name), not of "%": events captured here are queued and never sent',
+            pg_catalog.current_setting('unleash_webhook.database_name', true),
+            pg_catalog.current_database()
+            USING HINT = 'Set unleash_webhook.database_name to this database in postgresql.conf and restart PostgreSQL, or drop the extension here.';
+    END IF;
+END;
+$$;
 
 -- Unleash's events table usually already exists when the extension is created.
 DO $$

@@ -56,6 +56,7 @@ pub extern "C-unwind" fn _PG_init() {
     pg::gucs::init();
     pg::wake::init();
     pg::capture::init();
+    pg::leave::init();
     pg::worker::init();
 }
 

@@ -153,11 +153,12 @@ pub fn event_json(row: &EventRow) -> Result<String, EventError> {
 /// - `eventMarkdown` is the given one-line summary.
 pub fn template_view(event: Value, event_json: &str, event_markdown: &str) -> Value {
     let event = with_created_at_date(event);
-    let mut quoted = String::with_capacity(event_json.len() + event_json.len() / 8 + 2);
-    js::quote_json_string(event_json, &mut quoted);
     Value::Object(vec![
         ("event".to_string(), event),
-        ("eventJson".to_string(), Value::String(quoted)),
+        (
+            "eventJson".to_string(),
+            Value::String(js::quote_json_string(event_json)),
+        ),
         (
             "eventMarkdown".to_string(),
             Value::String(event_markdown.to_string()),

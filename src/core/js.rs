@@ -3,17 +3,26 @@
 //! Unleash builds its webhook bodies in Node: node-pg `JSON.parse`s the `json`/`jsonb` columns,
 //! the event object is printed with `JSON.stringify`, and mustache.js prints values with
 //! `String(v)`. To reproduce those bytes exactly we need the same value model and the same three
-//! conversions, which differ from serde_json's in key order (integer-like keys first), number
-//! printing (`1e+21`, `0.000001`, `5e-324`), and date printing. This module holds exactly that,
-//! with no dependencies.
+//! conversions. What is JavaScript's own is here: the value model, property order (integer-like
+//! keys first) and the duplicate-key rule, `String(v)`, and the texts of `Date`. The rest is
+//! done by libraries: `serde_json` reads and writes JSON's grammar and string escapes (which are
+//! JavaScript's), `ryu-js` prints numbers as `Number.prototype.toString` does, and `time` does
+//! the calendar. Two inputs that `JSON.parse` accepts and `serde_json` refuses are handled here,
+//! each in one place: lone surrogate escapes ([`replace_lone_surrogates`]) and numbers beyond
+//! the range of a double ([`overflowing_numbers`]).
 //!
 //! Everything here is total: no function panics on any input. Nesting is bounded by
 //! [`MAX_DEPTH`] at parse time, so every recursive function below recurses at most that deep on
 //! values that came from [`parse_json`] (callers who build deeper [`Value`]s by hand own the
 //! stack they use).
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::io;
+
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 /// Deepest array/object nesting [`parse_json`] accepts. Deeper input is an error rather than a
 /// risk to the stack (every consumer of [`Value`] recurses once per level).
@@ -21,8 +30,6 @@ pub const MAX_DEPTH: usize = 200;
 
 /// Largest magnitude of a JavaScript time value (ECMAScript `TimeClip`): ±100,000,000 days.
 pub const MAX_TIME_MS: f64 = 8.64e15;
-
-const MS_PER_DAY: i64 = 86_400_000;
 
 /// A JavaScript value, restricted to what JSON and Unleash's event objects contain.
 ///
@@ -72,8 +79,8 @@ impl Value {
 /// Why [`parse_json`] rejected its input.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JsonError {
-    /// What was wrong.
-    pub message: &'static str,
+    /// What was wrong (serde_json's words, or ours for the nesting bound).
+    pub message: String,
     /// Byte offset into the input where it was noticed.
     pub position: usize,
 }
@@ -102,271 +109,319 @@ impl std::error::Error for JsonError {}
 /// The text PostgreSQL prints for `json`/`jsonb` (with `": "` and `", "` separators) is plain
 /// JSON and parses like any other.
 pub fn parse_json(text: &str) -> Result<Value, JsonError> {
-    let mut p = Parser {
-        b: text.as_bytes(),
-        s: text,
-        pos: 0,
-    };
-    p.skip_ws();
-    let v = p.value(0)?;
-    p.skip_ws();
-    if p.pos < p.b.len() {
-        return Err(p.err("unexpected character after JSON value"));
-    }
-    Ok(v)
-}
-
-struct Parser<'a> {
-    b: &'a [u8],
-    s: &'a str,
-    pos: usize,
-}
-
-impl Parser<'_> {
-    fn err(&self, message: &'static str) -> JsonError {
-        JsonError {
-            message,
-            position: self.pos,
-        }
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.pos).copied()
-    }
-
-    fn skip_ws(&mut self) {
-        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
-            self.pos += 1;
-        }
-    }
-
-    fn literal(&mut self, word: &str, v: Value) -> Result<Value, JsonError> {
-        if self.b.get(self.pos..self.pos + word.len()) == Some(word.as_bytes()) {
-            self.pos += word.len();
-            Ok(v)
-        } else {
-            Err(self.err("invalid literal"))
-        }
-    }
-
-    fn value(&mut self, depth: usize) -> Result<Value, JsonError> {
-        match self.peek() {
-            None => Err(self.err("unexpected end of JSON input")),
-            Some(b'{') => self.object(depth),
-            Some(b'[') => self.array(depth),
-            Some(b'"') => Ok(Value::String(self.string()?)),
-            Some(b't') => self.literal("true", Value::Bool(true)),
-            Some(b'f') => self.literal("false", Value::Bool(false)),
-            Some(b'n') => self.literal("null", Value::Null),
-            Some(b'-' | b'0'..=b'9') => self.number(),
-            Some(_) => Err(self.err("unexpected character")),
-        }
-    }
-
-    fn enter(&self, depth: usize) -> Result<usize, JsonError> {
-        if depth >= MAX_DEPTH {
-            Err(self.err("JSON nested deeper than 200 levels"))
-        } else {
-            Ok(depth + 1)
-        }
-    }
-
-    fn array(&mut self, depth: usize) -> Result<Value, JsonError> {
-        let depth = self.enter(depth)?;
-        self.pos += 1; // '['
-        let mut items = Vec::new();
-        self.skip_ws();
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            return Ok(Value::Array(items));
-        }
-        loop {
-            self.skip_ws();
-            items.push(self.value(depth)?);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b']') => {
-                    self.pos += 1;
-                    return Ok(Value::Array(items));
-                }
-                None => return Err(self.err("unexpected end of JSON input")),
-                Some(_) => return Err(self.err("expected ',' or ']'")),
-            }
-        }
-    }
-
-    fn object(&mut self, depth: usize) -> Result<Value, JsonError> {
-        let depth = self.enter(depth)?;
-        self.pos += 1; // '{'
-        let mut obj = ObjectBuilder::default();
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            return Ok(Value::Object(obj.finish()));
-        }
-        loop {
-            self.skip_ws();
-            if self.peek() != Some(b'"') {
-                return Err(if self.peek().is_none() {
-                    self.err("unexpected end of JSON input")
-                } else {
-                    self.err("expected a string key")
-                });
-            }
-            let key = self.string()?;
-            self.skip_ws();
-            if self.peek() != Some(b':') {
-                return Err(self.err("expected ':'"));
-            }
-            self.pos += 1;
-            self.skip_ws();
-            let v = self.value(depth)?;
-            obj.insert(key, v);
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.pos += 1,
-                Some(b'}') => {
-                    self.pos += 1;
-                    return Ok(Value::Object(obj.finish()));
-                }
-                None => return Err(self.err("unexpected end of JSON input")),
-                Some(_) => return Err(self.err("expected ',' or '}'")),
-            }
-        }
-    }
-
-    fn hex4(&mut self) -> Result<u16, JsonError> {
-        let mut n: u16 = 0;
-        for _ in 0..4 {
-            let d = match self.peek() {
-                Some(c @ b'0'..=b'9') => c - b'0',
-                Some(c @ b'a'..=b'f') => c - b'a' + 10,
-                Some(c @ b'A'..=b'F') => c - b'A' + 10,
-                _ => return Err(self.err("invalid \\u escape")),
+    let text = replace_lone_surrogates(text);
+    match parse_with(&text, &[]) {
+        Err(ParseError::OutOfRange(first)) => {
+            // JavaScript reads such a number as ±Infinity; serde_json refuses it. Parse again
+            // with each one replaced by a finite stand-in that the visitor turns back.
+            let Some((patched, infinite)) = overflowing_numbers(&text) else {
+                return Err(first);
             };
-            n = (n << 4) | u16::from(d);
-            self.pos += 1;
+            parse_with(&patched, &infinite).map_err(ParseError::into_json_error)
         }
-        Ok(n)
+        other => other.map_err(ParseError::into_json_error),
+    }
+}
+
+enum ParseError {
+    /// serde_json found a number beyond the range of a double.
+    OutOfRange(JsonError),
+    Other(JsonError),
+}
+
+impl ParseError {
+    fn into_json_error(self) -> JsonError {
+        match self {
+            ParseError::OutOfRange(e) | ParseError::Other(e) => e,
+        }
+    }
+}
+
+/// One serde_json pass. `infinite`: the ordinals (among all numbers, in document order) of the
+/// numbers [`overflowing_numbers`] replaced, and whether each was negative.
+fn parse_with(text: &str, infinite: &[(usize, bool)]) -> Result<Value, ParseError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    // Our own bound (MAX_DEPTH) is checked by the visitor, before serde_json recurses.
+    de.disable_recursion_limit();
+    let mut numbers = NumberCount { seen: 0, infinite };
+    let parsed = ValueSeed {
+        depth: 0,
+        numbers: &mut numbers,
+    }
+    .deserialize(&mut de)
+    .and_then(|v| de.end().map(|()| v));
+    parsed.map_err(|e| {
+        let out_of_range = e.to_string().starts_with("number out of range");
+        let error = json_error(text, &e);
+        if out_of_range {
+            ParseError::OutOfRange(error)
+        } else {
+            ParseError::Other(error)
+        }
+    })
+}
+
+/// serde_json's error as a message and a byte offset (it reports a line and a 1-based column).
+fn json_error(text: &str, e: &serde_json::Error) -> JsonError {
+    let full = e.to_string();
+    let message = match full.rfind(" at line ") {
+        Some(i) => full.get(..i).unwrap_or(&full),
+        None => &full,
+    };
+    let line_start = if e.line() <= 1 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(e.line() - 2)
+            .map_or(text.len(), |(i, _)| i + 1)
+    };
+    JsonError {
+        message: message.to_string(),
+        position: (line_start + e.column().saturating_sub(1)).min(text.len()),
+    }
+}
+
+/// Counts numbers in document order, to find the ones [`overflowing_numbers`] replaced.
+struct NumberCount<'a> {
+    seen: usize,
+    infinite: &'a [(usize, bool)],
+}
+
+impl NumberCount<'_> {
+    fn number(&mut self, n: f64) -> Value {
+        let ordinal = self.seen;
+        self.seen += 1;
+        match self.infinite.binary_search_by_key(&ordinal, |(o, _)| *o) {
+            Ok(i) if self.infinite.get(i).is_some_and(|(_, negative)| *negative) => {
+                Value::Number(f64::NEG_INFINITY)
+            }
+            Ok(_) => Value::Number(f64::INFINITY),
+            Err(_) => Value::Number(n),
+        }
+    }
+}
+
+/// Builds a [`Value`] from serde_json's events, with JavaScript's key order and the depth bound.
+struct ValueSeed<'n, 'a> {
+    depth: usize,
+    numbers: &'n mut NumberCount<'a>,
+}
+
+impl<'de> DeserializeSeed<'de> for ValueSeed<'_, '_> {
+    type Value = Value;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl ValueSeed<'_, '_> {
+    /// The depth inside the array or object being entered, or the nesting error.
+    fn enter<E: de::Error>(&self) -> Result<usize, E> {
+        if self.depth >= MAX_DEPTH {
+            Err(E::custom("JSON nested deeper than 200 levels"))
+        } else {
+            Ok(self.depth + 1)
+        }
+    }
+}
+
+impl<'de> Visitor<'de> for ValueSeed<'_, '_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
     }
 
-    fn string(&mut self) -> Result<String, JsonError> {
-        self.pos += 1; // opening quote
-        let mut out = String::new();
-        loop {
-            // Copy the longest run that needs no decoding in one go.
-            let run_start = self.pos;
-            while let Some(c) = self.peek() {
-                if c == b'"' || c == b'\\' || c < 0x20 {
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<Value, E> {
+        Ok(Value::Bool(b))
+    }
+
+    // serde_json gives an integer that fits 64 bits as one; `as` rounds it to the nearest
+    // double, as JavaScript does.
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
+        Ok(self.numbers.number(n as f64))
+    }
+
+    #[allow(clippy::cast_precision_loss)]
+    fn visit_i64<E>(self, n: i64) -> Result<Value, E> {
+        Ok(self.numbers.number(n as f64))
+    }
+
+    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
+        Ok(self.numbers.number(n))
+    }
+
+    fn visit_str<E>(self, s: &str) -> Result<Value, E> {
+        Ok(Value::String(s.to_string()))
+    }
+
+    fn visit_string<E>(self, s: String) -> Result<Value, E> {
+        Ok(Value::String(s))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let depth = self.enter()?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(ValueSeed {
+            depth,
+            numbers: &mut *self.numbers,
+        })? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let depth = self.enter()?;
+        let mut obj = ObjectBuilder::default();
+        while let Some(key) = map.next_key::<String>()? {
+            let v = map.next_value_seed(ValueSeed {
+                depth,
+                numbers: &mut *self.numbers,
+            })?;
+            obj.insert(key, v);
+        }
+        Ok(Value::Object(obj.finish()))
+    }
+}
+
+/// `text` with each lone surrogate escape (`\ud800` without a low half after it, or a low half
+/// on its own) replaced by `\ufffd`, which has the same length, so error positions stay.
+///
+/// Kept by hand because JavaScript's `JSON.parse` accepts lone surrogates (a JavaScript string
+/// holds UTF-16 units) and serde_json refuses them; a Rust `String` cannot hold one, so U+FFFD
+/// stands in, as Node prints a lone surrogate in UTF-8. Backslashes appear only in strings in
+/// valid JSON, and each escape is consumed as a unit, so `\\ud800` stays an escaped backslash.
+fn replace_lone_surrogates(text: &str) -> Cow<'_, str> {
+    fn unit_at(b: &[u8], i: usize) -> Option<u16> {
+        if b.get(i..i + 2)? != b"\\u" {
+            return None;
+        }
+        let hex = std::str::from_utf8(b.get(i + 2..i + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    }
+    let b = text.as_bytes();
+    if !b.contains(&b'\\') {
+        return Cow::Borrowed(text);
+    }
+    let mut lone: Vec<usize> = Vec::new();
+    let mut i = 0;
+    while let Some(off) = b
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|&c| c == b'\\'))
+    {
+        i += off;
+        match unit_at(b, i) {
+            Some(0xD800..=0xDBFF) if matches!(unit_at(b, i + 6), Some(0xDC00..=0xDFFF)) => i += 12,
+            Some(0xD800..=0xDFFF) => {
+                lone.push(i);
+                i += 6;
+            }
+            // Any other escape, `\\` included, is two bytes or more and has no backslash after
+            // its first byte.
+            _ => i += 2,
+        }
+    }
+    if lone.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for at in lone {
+        out.push_str(text.get(copied..at).unwrap_or_default());
+        out.push_str("\\ufffd");
+        copied = at + 6;
+    }
+    out.push_str(text.get(copied..).unwrap_or_default());
+    Cow::Owned(out)
+}
+
+/// For a text in which serde_json found a number beyond the range of a double: the text with
+/// each such number replaced by `0` and spaces (the same length, so positions stay), and the
+/// ordinals of those numbers among all numbers in document order, with their signs.
+///
+/// Kept by hand because JavaScript reads such a number as ±Infinity and serde_json refuses it.
+/// A scan of JSON's tokens: numbers are the runs outside strings that start with `-` or a digit
+/// (a literal like `true` never does). A run that is not a valid JSON number ends the scan;
+/// serde_json reports that text's error. `None` when no number overflows.
+fn overflowing_numbers(text: &str) -> Option<(String, Vec<(usize, bool)>)> {
+    let b = text.as_bytes();
+    let mut patched = b.to_vec();
+    let mut infinite = Vec::new();
+    let mut ordinal = 0;
+    let (mut i, mut in_string) = (0, false);
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' if in_string => i += 1,
+            b'"' => in_string = !in_string,
+            b'-' | b'0'..=b'9' if !in_string => {
+                let len = b
+                    .get(i..)?
+                    .iter()
+                    .take_while(|c| matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E'))
+                    .count();
+                let literal = text.get(i..i + len)?;
+                if !is_json_number(literal) {
                     break;
                 }
-                self.pos += 1;
-            }
-            // Stops only at ASCII bytes, so both ends are char boundaries.
-            out.push_str(self.s.get(run_start..self.pos).unwrap_or_default());
-            match self.peek() {
-                None => return Err(self.err("unterminated string")),
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(out);
+                if literal.parse::<f64>().is_ok_and(f64::is_infinite) {
+                    infinite.push((ordinal, c == b'-'));
+                    let stand_in = patched.get_mut(i..i + len)?;
+                    stand_in.fill(b' ');
+                    *stand_in.first_mut()? = b'0';
                 }
-                Some(b'\\') => {
-                    self.pos += 1;
-                    let Some(e) = self.peek() else {
-                        return Err(self.err("unterminated string"));
-                    };
-                    self.pos += 1;
-                    match e {
-                        b'"' => out.push('"'),
-                        b'\\' => out.push('\\'),
-                        b'/' => out.push('/'),
-                        b'b' => out.push('\u{8}'),
-                        b'f' => out.push('\u{c}'),
-                        b'n' => out.push('\n'),
-                        b'r' => out.push('\r'),
-                        b't' => out.push('\t'),
-                        b'u' => {
-                            let unit = self.hex4()?;
-                            out.push(self.surrogate_aware(unit)?);
-                        }
-                        _ => {
-                            self.pos -= 1;
-                            return Err(self.err("invalid escape"));
-                        }
-                    }
-                }
-                Some(_) => return Err(self.err("control character in string")),
+                ordinal += 1;
+                i += len;
+                continue;
             }
+            _ => {}
         }
+        i += 1;
     }
+    if infinite.is_empty() {
+        return None;
+    }
+    // Only ASCII bytes outside strings were replaced by ASCII bytes.
+    String::from_utf8(patched).ok().map(|p| (p, infinite))
+}
 
-    /// Turns a `\uXXXX` code unit into a char, consuming a following low-surrogate escape to
-    /// complete a pair. Lone surrogates become U+FFFD (a Rust string cannot hold them).
-    fn surrogate_aware(&mut self, unit: u16) -> Result<char, JsonError> {
-        if (0xD800..0xDC00).contains(&unit) {
-            let save = self.pos;
-            if self.b.get(self.pos..self.pos + 2) == Some(b"\\u") {
-                self.pos += 2;
-                let low = self.hex4()?;
-                if (0xDC00..0xE000).contains(&low) {
-                    let c =
-                        0x10000 + ((u32::from(unit) - 0xD800) << 10) + (u32::from(low) - 0xDC00);
-                    return Ok(char::from_u32(c).unwrap_or('\u{FFFD}'));
-                }
-                // Not a low surrogate: leave that escape to be decoded on its own.
-                self.pos = save;
-            }
-            return Ok('\u{FFFD}');
-        }
-        Ok(char::from_u32(u32::from(unit)).unwrap_or('\u{FFFD}'))
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(s: &str) -> bool {
+    fn digits(s: &[u8]) -> usize {
+        s.iter().take_while(|c| c.is_ascii_digit()).count()
     }
-
-    fn digits(&mut self) -> usize {
-        let start = self.pos;
-        while let Some(b'0'..=b'9') = self.peek() {
-            self.pos += 1;
-        }
-        self.pos - start
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => i += digits(b.get(i..).unwrap_or_default()),
+        _ => return false,
     }
-
-    fn number(&mut self) -> Result<Value, JsonError> {
-        let start = self.pos;
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
+    if b.get(i) == Some(&b'.') {
+        let n = digits(b.get(i + 1..).unwrap_or_default());
+        if n == 0 {
+            return false;
         }
-        match self.peek() {
-            Some(b'0') => self.pos += 1,
-            Some(b'1'..=b'9') => {
-                self.digits();
-            }
-            _ => return Err(self.err("invalid number")),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            if self.digits() == 0 {
-                return Err(self.err("invalid number"));
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if self.digits() == 0 {
-                return Err(self.err("invalid number"));
-            }
-        }
-        // Rust's float parser is correctly rounded, like JavaScript's; the grammar was checked
-        // above, and overflow gives ±inf as in JavaScript.
-        let text = self.s.get(start..self.pos).unwrap_or_default();
-        text.parse::<f64>()
-            .map(Value::Number)
-            .map_err(|_| JsonError {
-                message: "invalid number",
-                position: start,
-            })
+        i += 1 + n;
     }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let n = digits(b.get(i..).unwrap_or_default());
+        if n == 0 {
+            return false;
+        }
+        i += n;
+    }
+    i == b.len()
 }
 
 /// Collects object members with JavaScript's duplicate-key rule, and orders them on finish.
@@ -438,148 +493,73 @@ pub fn array_index(key: &str) -> Option<u32> {
 }
 
 /// `JSON.stringify(v)` without indentation.
-pub fn stringify(v: &Value) -> String {
-    let mut out = String::new();
-    stringify_into(v, &mut out);
-    out
-}
-
-/// `JSON.stringify(v)` appended to `out`.
 ///
 /// Non-finite numbers and invalid dates print `null`, as in JavaScript; a valid date prints its
 /// ISO string (what `Date.prototype.toJSON` returns).
-pub fn stringify_into(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(true) => out.push_str("true"),
-        Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) if n.is_finite() => out.push_str(&number_to_string(*n)),
-        Value::Number(_) => out.push_str("null"),
-        Value::String(s) => quote_json_string(s, out),
-        Value::Date(ms) => match time_clip(*ms) {
-            Some(t) => {
-                out.push('"');
-                out.push_str(&iso_of(t));
-                out.push('"');
-            }
-            None => out.push_str("null"),
-        },
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+pub fn stringify(v: &Value) -> String {
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, JsNumbers);
+    // Writing to a Vec cannot fail, and every key is a string.
+    if v.serialize(&mut ser).is_err() {
+        return String::new();
+    }
+    // serde_json writes UTF-8 only.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// serde_json's JSON with JavaScript's number printing (`1e+21`, `100`, `5e-324`).
+struct JsNumbers;
+
+impl serde_json::ser::Formatter for JsNumbers {
+    fn write_f64<W: ?Sized + io::Write>(&mut self, w: &mut W, n: f64) -> io::Result<()> {
+        // serde_json writes `null` for NaN and ±Infinity itself, as JSON.stringify does.
+        w.write_all(ryu_js::Buffer::new().format_finite(n).as_bytes())
+    }
+}
+
+impl Serialize for Value {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => s.serialize_unit(),
+            Value::Bool(b) => s.serialize_bool(*b),
+            Value::Number(n) => s.serialize_f64(*n),
+            Value::String(text) => s.serialize_str(text),
+            Value::Date(ms) => match time_clip(*ms) {
+                Some(t) => s.serialize_str(&iso_of(t)),
+                None => s.serialize_unit(),
+            },
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
                 }
-                stringify_into(item, out);
+                seq.end()
             }
-            out.push(']');
-        }
-        Value::Object(entries) => {
-            out.push('{');
-            for (i, (k, item)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
+            Value::Object(entries) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, item) in entries {
+                    map.serialize_entry(k, item)?;
                 }
-                quote_json_string(k, out);
-                out.push(':');
-                stringify_into(item, out);
+                map.end()
             }
-            out.push('}');
         }
     }
 }
 
-/// `JSON.stringify(s)` for a string, appended to `out`: escapes only `"`, `\` and control
-/// characters below U+0020 (`\b \f \n \r \t` in short form, others as lowercase `\u00xx`);
-/// `/`, DEL and all non-ASCII text stay as they are. (JavaScript also escapes lone surrogates,
-/// which a Rust string cannot contain.)
-pub fn quote_json_string(s: &str, out: &mut String) {
-    out.reserve(s.len() + 2);
-    out.push('"');
-    let mut run_start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc: Option<&str> = match b {
-            b'"' => Some("\\\""),
-            b'\\' => Some("\\\\"),
-            0x08 => Some("\\b"),
-            0x0c => Some("\\f"),
-            b'\n' => Some("\\n"),
-            b'\r' => Some("\\r"),
-            b'\t' => Some("\\t"),
-            0..=0x1f => None,
-            _ => continue,
-        };
-        // Every byte handled here is ASCII, so the slice ends on a char boundary.
-        out.push_str(s.get(run_start..i).unwrap_or_default());
-        match esc {
-            Some(e) => out.push_str(e),
-            None => {
-                out.push_str("\\u00");
-                out.push(char::from_digit(u32::from(b >> 4), 16).unwrap_or('0'));
-                out.push(char::from_digit(u32::from(b & 0xf), 16).unwrap_or('0'));
-            }
-        }
-        run_start = i + 1;
-    }
-    out.push_str(s.get(run_start..).unwrap_or_default());
-    out.push('"');
+/// `JSON.stringify(s)` for a string: escapes only `"`, `\` and control characters below
+/// U+0020 (`\b \f \n \r \t` in short form, others as lowercase `\u00xx`); `/`, DEL and all
+/// non-ASCII text stay as they are. (JavaScript also escapes lone surrogates, which a Rust
+/// string cannot contain.)
+pub fn quote_json_string(s: &str) -> String {
+    // Serializing a string cannot fail.
+    serde_json::to_string(s).unwrap_or_default()
 }
 
 /// `Number.prototype.toString()` (ECMAScript Number::toString with radix 10): the shortest
 /// digits that round-trip, printed in plain notation for exponents -7 < e < 21 and as
 /// `d.ddde±x` otherwise. `-0` prints `0`.
 pub fn number_to_string(n: f64) -> String {
-    if n.is_nan() {
-        return "NaN".to_string();
-    }
-    if n == 0.0 {
-        return "0".to_string();
-    }
-    if n.is_infinite() {
-        return if n > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
-    }
-    let mut out = String::new();
-    if n < 0.0 {
-        out.push('-');
-    }
-    // Rust's `{:e}` prints the shortest round-tripping digits (closest to the value when there
-    // is a choice), which is what ECMAScript asks for; only the layout differs.
-    let sci = format!("{:e}", n.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((sci.as_str(), "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let e: i64 = exp.parse().unwrap_or(0);
-    let k = i64::try_from(digits.len()).unwrap_or(i64::MAX);
-    let point = e + 1; // ECMAScript's n: the decimal point sits after `point` digits
-    if k <= point && point <= 21 {
-        out.push_str(&digits);
-        out.extend(std::iter::repeat_n(
-            '0',
-            usize::try_from(point - k).unwrap_or(0),
-        ));
-    } else if 0 < point && point <= 21 {
-        let (int, frac) = digits.split_at(usize::try_from(point).unwrap_or(0));
-        out.push_str(int);
-        out.push('.');
-        out.push_str(frac);
-    } else if -6 < point && point <= 0 {
-        out.push_str("0.");
-        out.extend(std::iter::repeat_n(
-            '0',
-            usize::try_from(-point).unwrap_or(0),
-        ));
-        out.push_str(&digits);
-    } else {
-        let (first, rest) = digits.split_at(1.min(digits.len()));
-        out.push_str(first);
-        if !rest.is_empty() {
-            out.push('.');
-            out.push_str(rest);
-        }
-        out.push('e');
-        out.push(if e >= 0 { '+' } else { '-' });
-        out.push_str(&e.unsigned_abs().to_string());
-    }
-    out
+    ryu_js::Buffer::new().format(n).to_string()
 }
 
 /// `String(v)` as JavaScript computes it: `null` → `"null"`, booleans and numbers as usual,
@@ -637,54 +617,22 @@ pub(crate) struct DateParts {
     pub weekday: u32, // 0 = Sunday
 }
 
+/// The UTC date and time of a time value `t` that [`time_clip`] returned.
 pub(crate) fn date_parts(t: i64) -> DateParts {
-    let days = t.div_euclid(MS_PER_DAY);
-    let in_day = t.rem_euclid(MS_PER_DAY);
-    let (year, month, day) = civil_from_days(days);
-    let in_day = u32::try_from(in_day).unwrap_or(0);
+    // A clipped time value lies within ±275,760 years, inside `time`'s range with
+    // large-dates (±999,999), so the fallback is never taken.
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(t) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     DateParts {
-        year,
-        month,
-        day,
-        hour: in_day / 3_600_000,
-        minute: in_day / 60_000 % 60,
-        second: in_day / 1000 % 60,
-        millis: in_day % 1000,
-        // 1970-01-01 was a Thursday (4).
-        weekday: u32::try_from((days + 4).rem_euclid(7)).unwrap_or(0),
+        year: i64::from(at.year()),
+        month: u32::from(u8::from(at.month())),
+        day: u32::from(at.day()),
+        hour: u32::from(at.hour()),
+        minute: u32::from(at.minute()),
+        second: u32::from(at.second()),
+        millis: u32::from(at.millisecond()),
+        weekday: u32::from(at.weekday().number_days_from_sunday()),
     }
-}
-
-/// Days since 1970-01-01 to (year, month 1..=12, day 1..=31), proleptic Gregorian
-/// (Howard Hinnant's algorithm; exact for the whole JavaScript date range).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = if m <= 2 { y + 1 } else { y };
-    (
-        y,
-        u32::try_from(m).unwrap_or(1),
-        u32::try_from(d).unwrap_or(1),
-    )
-}
-
-/// (year, month 1..=12, day) to days since 1970-01-01; the inverse of `civil_from_days`.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(m);
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 fn iso_of(t: i64) -> String {
@@ -801,15 +749,14 @@ pub fn parse_iso_date(s: &str) -> Option<f64> {
         return None;
     }
     let field = |from: usize, to: usize| rest.get(from..to).and_then(digits_value);
-    let month = u32::try_from(field(1, 3)?).ok()?;
-    let day = u32::try_from(field(4, 6)?).ok()?;
+    let month = time::Month::try_from(u8::try_from(field(1, 3)?).ok()?).ok()?;
+    let day = u8::try_from(field(4, 6)?).ok()?;
     let hour = field(7, 9)?;
     let minute = field(10, 12)?;
     let second = field(13, 15)?;
     let millis = field(16, 19)?;
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) {
-        return None;
-    }
+    // The calendar (days in a month, leap years) is `time`'s.
+    let date = time::Date::from_calendar_date(i32::try_from(year).ok()?, month, day).ok()?;
     if hour > 24
         || minute > 59
         || second > 59
@@ -817,9 +764,9 @@ pub fn parse_iso_date(s: &str) -> Option<f64> {
     {
         return None;
     }
-    let days = days_from_civil(year, month, day);
-    let t = days
-        .checked_mul(MS_PER_DAY)?
+    let midnight = date.midnight().assume_utc().unix_timestamp();
+    let t = midnight
+        .checked_mul(1000)?
         .checked_add(((hour * 60 + minute) * 60 + second) * 1000 + millis)?;
     #[allow(clippy::cast_precision_loss)] // |t| is far below 2^53 here
     let t = t as f64;
@@ -833,19 +780,6 @@ fn digits_value(d: &[u8]) -> Option<i64> {
     d.iter().try_fold(0i64, |acc, c| {
         acc.checked_mul(10)?.checked_add(i64::from(c - b'0'))
     })
-}
-
-fn days_in_month(year: i64, month: u32) -> u32 {
-    match month {
-        4 | 6 | 9 | 11 => 30,
-        2 if year.rem_euclid(4) == 0
-            && (year.rem_euclid(100) != 0 || year.rem_euclid(400) == 0) =>
-        {
-            29
-        }
-        2 => 28,
-        _ => 31,
-    }
 }
 
 #[cfg(test)]
@@ -921,6 +855,20 @@ mod tests {
 
     #[test]
     fn parse_numbers_exactly() {
+        let v = parse_json(
+            r#"[18446744073709551615, 1.0, -0, 1e400, 0.1, 5e-324, 2.5e-3, "1e400", {"x": -1e999}, 1e-400, 12345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890]"#,
+        )
+        .unwrap();
+        let Value::Array(items) = &v else { panic!() };
+        let infinite: Vec<f64> = [3, 10]
+            .iter()
+            .map(|&i| match &items[i] {
+                Value::Number(n) => *n,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(infinite, [f64::INFINITY, f64::INFINITY]);
+        assert_eq!(items[8].get("x"), Some(&Value::Number(f64::NEG_INFINITY)));
         let v = parse_json("[18446744073709551615, 1.0, -0, 1e400, 0.1, 5e-324, 2.5e-3]").unwrap();
         assert_eq!(
             stringify(&v),
@@ -943,6 +891,14 @@ mod tests {
                 "a\"b\\c/d\u{8}\u{c}\n\r\t\u{e9}\u{2028}\u{1F600} \u{FFFD}x \u{FFFD} \u{FFFD}A"
                     .into()
             )
+        );
+        // An escaped backslash before `ud800` is not an escape; lone halves in keys too; a
+        // high half before another pair.
+        let v =
+            parse_json(r#"{"\\ud800": "\\\ud800", "\udc00\ud800": "\ud800\ud83d\ude00"}"#).unwrap();
+        assert_eq!(
+            stringify(&v),
+            "{\"\\\\ud800\":\"\\\\\u{FFFD}\",\"\u{FFFD}\u{FFFD}\":\"\u{FFFD}\u{1F600}\"}"
         );
     }
 
@@ -989,7 +945,19 @@ mod tests {
         }
         let e = parse_json("[1, x]").unwrap_err();
         assert_eq!(e.position, 4);
-        assert_eq!(e.to_string(), "unexpected character at position 4");
+        assert_eq!(e.to_string(), "expected value at position 4");
+        // Byte offsets across lines, unchanged by the stand-ins for a lone surrogate and an
+        // overflowing number before the error.
+        let text = "[\"\\ud800\",\n 1e400, x]";
+        assert_eq!(
+            parse_json(text).unwrap_err().position,
+            text.find('x').unwrap()
+        );
+        let deep = format!("[{}", "[".repeat(MAX_DEPTH));
+        assert_eq!(
+            parse_json(&deep).unwrap_err().to_string(),
+            "JSON nested deeper than 200 levels at position 200"
+        );
     }
 
     #[test]

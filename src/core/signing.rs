@@ -107,6 +107,7 @@ pub fn signature_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::js::{Value, stringify};
     use std::io::Write;
     use std::process::{Command, Stdio};
 
@@ -250,17 +251,20 @@ except Exception as e:
 
     fn python_verify(secret: &str, id: &str, ts: i64, body: &str, sig: &str) -> String {
         let python = std::env::var("UW_PYTHON").unwrap_or_else(|_| "python3".to_string());
-        let mut req = String::from("{\"secret\":");
-        crate::core::js::quote_json_string(secret, &mut req);
-        req.push_str(",\"body\":");
-        crate::core::js::quote_json_string(body, &mut req);
-        req.push_str(",\"headers\":{\"webhook-id\":");
-        crate::core::js::quote_json_string(id, &mut req);
-        req.push_str(&format!(
-            ",\"webhook-timestamp\":\"{ts}\",\"webhook-signature\":"
-        ));
-        crate::core::js::quote_json_string(sig, &mut req);
-        req.push_str("}}");
+        let text = |s: &str| Value::String(s.to_string());
+        let field = |k: &str, v: Value| (k.to_string(), v);
+        let req = stringify(&Value::Object(vec![
+            field("secret", text(secret)),
+            field("body", text(body)),
+            field(
+                "headers",
+                Value::Object(vec![
+                    field("webhook-id", text(id)),
+                    field("webhook-timestamp", text(&ts.to_string())),
+                    field("webhook-signature", text(sig)),
+                ]),
+            ),
+        ]));
         let hint = format!(
             "the interop test needs Python with the `standardwebhooks` package: \
              `pip install standardwebhooks` (or `python3 -m venv .venv && .venv/bin/pip install \

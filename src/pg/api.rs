@@ -19,6 +19,12 @@ fn _template_error(template: Option<&str>) -> Option<String> {
     Template::compile(template?).err().map(|e| e.to_string())
 }
 
+/// The URL with its secrets masked (see `http::masked_url`), for the views.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn _masked_url(url: &str) -> String {
+    crate::http::masked_url(url)
+}
+
 /// NULL when `url` is an absolute http(s) URL with a host, else what is wrong with it.
 #[pg_extern(immutable, parallel_safe)]
 fn _url_error(url: Option<&str>) -> Option<String> {
@@ -109,6 +115,29 @@ fn _worker_stats() -> TableIterator<
     TableIterator::once(row)
 }
 
+/// What the worker last had to say (the last problem it logged, and when), and the pid that
+/// holds a lock it is waiting for, if any (worker_status() shows them).
+#[pg_extern(volatile, parallel_safe)]
+#[allow(clippy::type_complexity)]
+fn _worker_state() -> TableIterator<
+    'static,
+    (
+        name!(last_error, Option<String>),
+        name!(last_error_at_us, Option<i64>),
+        name!(waiting_for_pid, Option<i32>),
+    ),
+> {
+    let row = match wake::stats() {
+        Some(s) => {
+            let (error, at) = s.last_error.get().unzip();
+            let blocked = s.blocked_by.load(Ordering::Relaxed);
+            (error, at, (blocked != 0).then_some(blocked))
+        }
+        None => (None, None, None),
+    };
+    TableIterator::once(row)
+}
+
 fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
     ErrorReport::new(code, message, "preview")
         .set_hint(hint)
@@ -116,9 +145,12 @@ fn raise(code: PgSqlErrorCode, message: String, hint: &str) -> ! {
     unreachable!("ERROR does not return")
 }
 
-/// What would be sent to `subscription` for event `event_id`, without sending: the
-/// authorization and custom header values are masked. preview() wraps this (headers as jsonb).
+/// What would be sent to `subscription` for event `event_id`, without sending: the URL's
+/// secrets, the authorization, the custom header values and the signature are masked (a
+/// signature would let whoever may preview mint signed webhooks). preview() wraps this
+/// (headers as jsonb). Runs as the extension's owner, with its search_path pinned.
 #[pg_extern(volatile)]
+#[search_path(pg_catalog, pg_temp)]
 #[allow(clippy::type_complexity)]
 fn _preview(
     subscription: &str,
@@ -182,12 +214,12 @@ fn _preview(
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(0));
     let ctx = Context {
-        webhook_id: &webhook_id,
+        webhook_id_prefix: &webhook_id,
         timestamp: now,
         unleash_url: &gucs::unleash_url(),
     };
     let request = match request::build(&sub, &row, &ctx) {
-        Ok(r) => r,
+        Ok(built) => built.request,
         Err(e) => raise(
             PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
             format!("the body cannot be rendered: {}", e.0),
@@ -199,6 +231,7 @@ fn _preview(
         .iter()
         .map(|(name, value)| {
             let secret = name.eq_ignore_ascii_case("authorization")
+                || name.eq_ignore_ascii_case("webhook-signature")
                 || sub
                     .headers
                     .iter()
@@ -214,7 +247,7 @@ fn _preview(
     let body = String::from_utf8_lossy(&request.body).into_owned();
     TableIterator::once((
         "POST".to_string(),
-        mask_url_password(&request.url),
+        crate::http::masked_url(&request.url),
         stringify(&Value::Object(masked)),
         body,
     ))
@@ -238,29 +271,8 @@ fn find_event(id: i64) -> Option<EventRow> {
     })
     .unwrap_or_default();
     tables.into_iter().find_map(|t| {
-        queue::read_events(t, &[id])
+        queue::read_events(None, t, &[id])
             .ok()
             .and_then(|mut m| m.remove(&id))
     })
-}
-
-/// `scheme://user:***@host/...`: a password in a URL is a secret too.
-fn mask_url_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            let masked = if userinfo.contains(':') {
-                format!("{user}:***")
-            } else {
-                user.to_string()
-            };
-            format!("{scheme}://{masked}@{host}{tail}")
-        }
-        None => url.to_string(),
-    }
 }

@@ -104,8 +104,12 @@ thread_local! {
 }
 
 /// Past this many pending events a statement's are written at once, so that a huge INSERT
-/// ... SELECT does not hold them all in memory (it writes one inbox row per this many).
+/// ... SELECT does not hold them all in memory.
 const MAX_PENDING: usize = 1_000;
+
+/// Pairs per inbox row: a row's deliveries are numbered `id * PAIRS_PER_ROW + i` (the same
+/// 1,000 as in sql/bootstrap.sql and the worker).
+pub const PAIRS_PER_ROW: usize = 1_000;
 
 /// Matches the row being inserted against the enabled subscriptions; what matched waits in
 /// [`PENDING`] for [`write_pending`].
@@ -124,28 +128,40 @@ unsafe fn capture(td: &pg_sys::TriggerData) {
         let rel = td.tg_relation;
         let desc = (*rel).rd_att;
         let col = |name: &CStr| attnum(desc, name);
-        let (id_col, type_col, project_col, env_col) = (
+        let (id_col, type_col, project_col, env_col, announced_col) = (
             col(c"id"),
             col(c"type"),
             col(c"project"),
             col(c"environment"),
+            col(c"announced"),
         );
         let (Some(id_col), Some(type_col)) = (id_col, type_col) else {
             error!("unleash_webhook: the events table has no id or type column");
         };
         let slot = td.tg_trigslot;
-        let last = [Some(id_col), Some(type_col), project_col, env_col]
-            .into_iter()
-            .flatten()
-            .max()
-            .unwrap_or(1);
+        let last = [
+            Some(id_col),
+            Some(type_col),
+            project_col,
+            env_col,
+            announced_col,
+        ]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(1);
         pg_sys::slot_getsomeattrs_int(slot, last);
+        // Unleash sends what its announcer finds unannounced; a row that arrives announced
+        // already (a data-only restore of old events) was sent long ago, by Unleash or by us.
+        if announced_col.is_some_and(|c| bool_at(slot, desc, c) == Some(true)) {
+            return;
+        }
         let Some(id) = int_at(slot, desc, id_col) else {
             return;
         };
-        let event_type = text_at(slot, type_col);
-        let project = project_col.and_then(|c| text_at(slot, c));
-        let environment = env_col.and_then(|c| text_at(slot, c));
+        let event_type = text_at(slot, desc, type_col);
+        let project = project_col.and_then(|c| text_at(slot, desc, c));
+        let environment = env_col.and_then(|c| text_at(slot, desc, c));
         let subs: Vec<i64> = subscriptions
             .iter()
             .filter(|s| {
@@ -196,23 +212,32 @@ fn write_pending() {
     // (COPY into one table, then another, then the first: all three may be pending at once)
     tables.sort_unstable_by_key(|t| t.to_u32());
     tables.dedup();
+    // SAFETY: inside a transaction (the trigger or a pre-commit callback runs us).
+    let inbox = unsafe { Inbox::open() };
     for table in tables {
-        // The statement's events, each once, and its pairs as (index into those, subscription).
-        let (mut event_ids, mut types, mut pair_events, mut pair_subs) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // The table's pairs, PAIRS_PER_ROW to an inbox row: each row lists its events once and
+        // its pairs as (index into those, subscription).
+        let mut row = InboxRow::default();
         for c in mine.iter().filter(|c| c.table == table) {
-            event_ids.push(c.event_id);
-            types.push(c.event_type.clone());
-            // 1-based, as SQL arrays are
-            pair_events.extend(std::iter::repeat_n(event_ids.len() as i32, c.subs.len()));
-            pair_subs.extend_from_slice(&c.subs);
+            for &sub in &c.subs {
+                if row.pair_subs.len() == PAIRS_PER_ROW {
+                    // SAFETY: as above.
+                    unsafe { inbox.insert(table, std::mem::take(&mut row)) };
+                }
+                if row.event_ids.last() != Some(&c.event_id) {
+                    row.event_ids.push(c.event_id);
+                    row.types.push(c.event_type.clone());
+                }
+                // 1-based, as SQL arrays are
+                row.pair_events.push(row.event_ids.len() as i32);
+                row.pair_subs.push(sub);
+            }
         }
-        // SAFETY: inside a transaction (the trigger or a pre-commit callback runs us).
-        unsafe {
-            let schema = pg_sys::get_namespace_oid(c"unleash_webhook".as_ptr(), false);
-            insert_inbox(schema, table, event_ids, types, pair_events, pair_subs);
-        }
+        // SAFETY: as above.
+        unsafe { inbox.insert(table, row) };
     }
+    // SAFETY: as above.
+    unsafe { inbox.close() };
     wake::queued_in_transaction();
 }
 
@@ -275,33 +300,83 @@ unsafe fn attnum(desc: pg_sys::TupleDesc, name: &CStr) -> Option<i32> {
     }
 }
 
-/// The id column: attach() allows int2, int4 and int8.
+/// The type of column `col` (1-based) as it is now: Unleash's role may retype a column at any
+/// time (ALTER TABLE), so every value is read as what the catalog says it is, never as what
+/// attach() once checked.
+unsafe fn type_of(desc: pg_sys::TupleDesc, col: i32) -> pg_sys::Oid {
+    unsafe { compat::attributes(desc)[(col - 1) as usize].atttypid }
+}
+
+/// The datum of column `col` (1-based), None when NULL.
+unsafe fn datum_at(slot: *mut pg_sys::TupleTableSlot, col: i32) -> Option<pg_sys::Datum> {
+    unsafe {
+        let i = (col - 1) as usize;
+        (!*(*slot).tts_isnull.add(i)).then(|| *(*slot).tts_values.add(i))
+    }
+}
+
+/// The id column, when it is an integer (attach() allows int2, int4 and int8). An id of any
+/// other type (a retyped column) cannot be looked up by the worker: the row is not captured,
+/// and a WARNING says why.
 unsafe fn int_at(
     slot: *mut pg_sys::TupleTableSlot,
     desc: pg_sys::TupleDesc,
     col: i32,
 ) -> Option<i64> {
     unsafe {
-        let i = (col - 1) as usize;
-        if *(*slot).tts_isnull.add(i) {
-            return None;
+        let datum = datum_at(slot, col)?;
+        match type_of(desc, col) {
+            pg_sys::INT2OID => Some(i64::from(i16::from_datum(datum, false)?)),
+            pg_sys::INT4OID => Some(i64::from(i32::from_datum(datum, false)?)),
+            pg_sys::INT8OID => i64::from_datum(datum, false),
+            other => {
+                let name = std::ffi::CStr::from_ptr(pg_sys::format_type_be(other));
+                warning!(
+                    "unleash_webhook: events.id is of type {} now, not an integer: this event is not delivered",
+                    name.to_string_lossy()
+                );
+                None
+            }
         }
-        let datum = *(*slot).tts_values.add(i);
-        let typ = compat::attributes(desc)[i].atttypid;
-        Some(match typ {
-            pg_sys::INT2OID => i64::from(i16::from_datum(datum, false)?),
-            pg_sys::INT4OID => i64::from(i32::from_datum(datum, false)?),
-            _ => i64::from_datum(datum, false)?,
-        })
     }
 }
 
-/// A text or varchar column (the same representation).
-unsafe fn text_at(slot: *mut pg_sys::TupleTableSlot, col: i32) -> Option<String> {
+/// A boolean column, None when NULL or of another type.
+unsafe fn bool_at(
+    slot: *mut pg_sys::TupleTableSlot,
+    desc: pg_sys::TupleDesc,
+    col: i32,
+) -> Option<bool> {
     unsafe {
-        let i = (col - 1) as usize;
-        let null = *(*slot).tts_isnull.add(i);
-        String::from_datum(*(*slot).tts_values.add(i), null)
+        if type_of(desc, col) != pg_sys::BOOLOID {
+            return None;
+        }
+        bool::from_datum(datum_at(slot, col)?, false)
+    }
+}
+
+/// A column as text: text and varchar directly, any other type (a column retyped by an ALTER
+/// TABLE, a domain) through its type's output function, as `::text` would print it.
+unsafe fn text_at(
+    slot: *mut pg_sys::TupleTableSlot,
+    desc: pg_sys::TupleDesc,
+    col: i32,
+) -> Option<String> {
+    unsafe {
+        let datum = datum_at(slot, col)?;
+        match type_of(desc, col) {
+            pg_sys::TEXTOID | pg_sys::VARCHAROID => String::from_datum(datum, false),
+            other => {
+                let (mut output, mut varlena) = (pg_sys::InvalidOid, false);
+                pg_sys::getTypeOutputInfo(other, &mut output, &mut varlena);
+                let text = pg_sys::OidOutputFunctionCall(output, datum);
+                let out = std::ffi::CStr::from_ptr(text)
+                    .to_string_lossy()
+                    .into_owned();
+                pg_sys::pfree(text.cast());
+                Some(out)
+            }
+        }
     }
 }
 
@@ -463,51 +538,104 @@ unsafe fn parse_subscriptions(
     out
 }
 
-/// Writes a statement's (event, subscription) pairs as one `_inbox` row. A direct heap insert:
-/// the table has no index, trigger or constraint beyond NOT NULL, all filled here.
-unsafe fn insert_inbox(
-    schema: pg_sys::Oid,
-    events_table: pg_sys::Oid,
+unsafe extern "C-unwind" {
+    /// commands/sequence.h, not in pgrx's bindings: nextval() without its privilege check.
+    /// Called through pg_guard_ffi_boundary, which turns a Postgres ERROR into a Rust unwind.
+    #[link_name = "nextval_internal"]
+    fn nextval_internal_unguarded(relid: pg_sys::Oid, check_permissions: bool) -> i64;
+}
+
+unsafe fn nextval_internal(relid: pg_sys::Oid, check_permissions: bool) -> i64 {
+    // SAFETY: a plain C call inside a transaction; errors are caught at the boundary.
+    unsafe {
+        pg_sys::ffi::pg_guard_ffi_boundary(|| nextval_internal_unguarded(relid, check_permissions))
+    }
+}
+
+/// One inbox row's content.
+#[derive(Default)]
+struct InboxRow {
     event_ids: Vec<i64>,
     types: Vec<String>,
     pair_events: Vec<i32>,
     pair_subs: Vec<i64>,
-) {
-    unsafe {
-        let oid = our_table(schema, c"_inbox");
-        let rel = pg_sys::table_open(oid, pg_sys::RowExclusiveLock as pg_sys::LOCKMODE);
-        let desc = (*rel).rd_att;
-        let expected = [
-            c"event_table",
-            c"event_ids",
-            c"event_types",
-            c"pair_events",
-            c"pair_subs",
-            c"queued_at",
-        ];
-        if (*desc).natts as usize != expected.len()
-            || expected
-                .iter()
-                .enumerate()
-                .any(|(i, name)| attnum(desc, name) != Some(i as i32 + 1))
-        {
-            error!("unleash_webhook: _inbox does not have the expected columns");
+}
+
+/// `_inbox`, open for inserts: direct heap inserts, since the table has no index, trigger or
+/// constraint beyond NOT NULL, all filled here.
+struct Inbox {
+    rel: pg_sys::Relation,
+    /// `_inbox_seq`, or None for a 0.2.0 schema (a new library before ALTER EXTENSION UPDATE),
+    /// whose inbox has no id column.
+    seq: Option<pg_sys::Oid>,
+}
+
+impl Inbox {
+    unsafe fn open() -> Inbox {
+        unsafe {
+            let schema = pg_sys::get_namespace_oid(c"unleash_webhook".as_ptr(), false);
+            let rel = pg_sys::table_open(
+                our_table(schema, c"_inbox"),
+                pg_sys::RowExclusiveLock as pg_sys::LOCKMODE,
+            );
+            let desc = (*rel).rd_att;
+            let with_id = attnum(desc, c"id") == Some(1);
+            let expected = [
+                c"event_table",
+                c"event_ids",
+                c"event_types",
+                c"pair_events",
+                c"pair_subs",
+                c"queued_at",
+            ];
+            let first = i32::from(with_id) + 1;
+            if (*desc).natts as usize != expected.len() + usize::from(with_id)
+                || expected
+                    .iter()
+                    .enumerate()
+                    .any(|(i, name)| attnum(desc, name) != Some(i as i32 + first))
+            {
+                error!("unleash_webhook: _inbox does not have the expected columns");
+            }
+            let seq = with_id.then(|| our_table(schema, c"_inbox_seq"));
+            Inbox { rel, seq }
         }
-        let mut values = [
-            events_table.into_datum(),
-            event_ids.into_datum(),
-            types.into_datum(),
-            pair_events.into_datum(),
-            pair_subs.into_datum(),
-            Some(pg_sys::Datum::from(
-                pg_sys::GetCurrentTransactionStartTimestamp(),
-            )),
-        ]
-        .map(|d| d.unwrap_or(pg_sys::Datum::from(0usize)));
-        let mut nulls = [false; 6];
-        let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
-        pg_sys::simple_heap_insert(rel, tuple);
+    }
+
+    /// Inserts `row` (nothing when it is empty).
+    unsafe fn insert(&self, events_table: pg_sys::Oid, row: InboxRow) {
+        if row.pair_subs.is_empty() {
+            return;
+        }
+        unsafe {
+            let desc = (*self.rel).rd_att;
+            let mut values: Vec<pg_sys::Datum> = Vec::with_capacity(7);
+            if let Some(seq) = self.seq {
+                // The row's delivery ids are fixed here, in the event's transaction. Unleash's
+                // role has no right on the sequence, and needs none: this is our trigger.
+                values.push(pg_sys::Datum::from(nextval_internal(seq, false)));
+            }
+            values.extend(
+                [
+                    events_table.into_datum(),
+                    row.event_ids.into_datum(),
+                    row.types.into_datum(),
+                    row.pair_events.into_datum(),
+                    row.pair_subs.into_datum(),
+                    Some(pg_sys::Datum::from(
+                        pg_sys::GetCurrentTransactionStartTimestamp(),
+                    )),
+                ]
+                .map(|d| d.unwrap_or(pg_sys::Datum::from(0usize))),
+            );
+            let mut nulls = vec![false; values.len()];
+            let tuple = pg_sys::heap_form_tuple(desc, values.as_mut_ptr(), nulls.as_mut_ptr());
+            pg_sys::simple_heap_insert(self.rel, tuple);
+        }
+    }
+
+    unsafe fn close(self) {
         // The lock is kept to the end of the transaction, as the executor would.
-        pg_sys::table_close(rel, pg_sys::NoLock as pg_sys::LOCKMODE);
+        unsafe { pg_sys::table_close(self.rel, pg_sys::NoLock as pg_sys::LOCKMODE) };
     }
 }

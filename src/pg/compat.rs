@@ -14,8 +14,8 @@
 //! | `transaction_timeout` | does not exist | applies to background workers | same as 17 |
 //!
 //! One difference needs no code here: on 14 every role may create objects in `public` (from 15
-//! only the database's owner). The worker, a superuser, runs with a search_path of pg_catalog
-//! alone on every version (`worker`), so nothing created there is ever called by it.
+//! only the database's owner). Our background processes pin their search_path to pg_catalog
+//! on every version (`gucs::pin_session`), so nothing created there is ever called by them.
 
 use pgrx::pg_sys;
 use std::ffi::c_int;
@@ -116,15 +116,17 @@ pub unsafe fn set_signal_handler(signal: c_int, handler: unsafe extern "C-unwind
     }
 }
 
-/// Turns off, for this process, timeouts that would end a background process of ours: from 17,
-/// `transaction_timeout` (in postgresql.conf, or set for the database or role) ends a
-/// background worker's transaction with a FATAL, as it ends a client's. The worker's
-/// transactions are short, but each exit costs a batch and a restart; the vacuum helper's
-/// VACUUM of a busy queue takes seconds. Neither holds anything a client waits for.
+/// Turns off, for this process, the timeouts that exist only on some versions and would end
+/// a background process of ours: from 17, `transaction_timeout` (in postgresql.conf, or set
+/// for the database or role) ends a background worker's transaction with a FATAL, as it ends
+/// a client's. The worker's transactions are short, but each exit costs a batch and a restart;
+/// the vacuum helper's VACUUM of a busy queue takes seconds. Neither holds anything a client
+/// waits for. The timeouts of every version are pinned with the other settings
+/// (`gucs::pin_session`), after connecting.
 ///
 /// Called before connecting to a database, as autovacuum does for its workers: connecting runs
 /// transactions already, which a short timeout may end, and an override wins over the
-/// database's and role's settings and over reloads.
+/// database's and role's settings (and the session-level pins) and over reloads.
 pub fn disable_timeouts_before_connecting() {
     // SAFETY: static C strings; SetConfigOption copies them. Before InitPostgres no transaction
     // is open, so the setting's assign hook has no timer to change.

@@ -25,6 +25,7 @@ static DESTINATION_ALLOWLIST: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(None);
 static RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 static VACUUM_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(10);
+static MAX_BODY_SIZE_KB: GucSetting<i32> = GucSetting::<i32>::new(4 * 1024);
 
 /// Registers the settings. Called from `_PG_init` only while preloading, because
 /// `database_name` is a postmaster setting and those cannot be created later.
@@ -169,6 +170,16 @@ pub fn init() {
         GucContext::Sighup,
         GucFlags::UNIT_S,
     );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.max_body_size",
+        c"Largest body sent; a delivery whose event or body is larger fails, once, with the reason.",
+        c"Keeps one huge event (rendered once per subscription) from taking the worker's memory.",
+        &MAX_BODY_SIZE_KB,
+        1,
+        1024 * 1024,
+        GucContext::Sighup,
+        GucFlags::UNIT_KB,
+    );
     reserve_prefix();
 }
 
@@ -233,6 +244,7 @@ pub struct WorkerSettings {
     pub retention: Duration,
     /// Zero: leave the queue to autovacuum.
     pub vacuum_interval: Duration,
+    pub max_body_size: usize,
 }
 
 /// Reads the current values (call again after `ProcessConfigFile`).
@@ -252,5 +264,46 @@ pub fn worker_settings() -> WorkerSettings {
         destination_allowlist: destination_allowlist(),
         retention: Duration::from_secs(u64::try_from(RETENTION_S.get()).unwrap_or(0)),
         vacuum_interval: Duration::from_secs(u64::try_from(VACUUM_INTERVAL_S.get()).unwrap_or(0)),
+        max_body_size: count(&MAX_BODY_SIZE_KB).saturating_mul(1024),
     }
+}
+
+/// The session settings of our background processes (the worker, the vacuum helper), set over
+/// whatever the database's or the role's settings say (ALTER DATABASE/ROLE ... SET), which the
+/// owner of Unleash's database controls: a session-level value wins over those. Nothing it
+/// sets may decide what our SQL resolves to (search_path), make it wait or stop (timeouts,
+/// read-only), or whom it runs as (role). `statement_timeout` is the process's own.
+pub fn pin_session(name: &str, statement_timeout: &str) {
+    for (setting, value) in [
+        ("application_name", name),
+        // pg_temp last: our own temporary objects only, never another schema's look-alikes
+        ("search_path", "pg_catalog, pg_temp"),
+        ("role", "none"),
+        ("default_transaction_read_only", "off"),
+        ("default_transaction_isolation", "read committed"),
+        ("default_transaction_deferrable", "off"),
+        // never wait long on a lock someone else holds: the step is tried again next turn
+        ("lock_timeout", "100ms"),
+        ("statement_timeout", statement_timeout),
+        ("idle_in_transaction_session_timeout", "0"),
+        ("session_replication_role", "origin"),
+    ] {
+        set_session_option(setting, value);
+    }
+}
+
+/// Sets `name` for this session, over the database's and the role's settings.
+pub fn set_session_option(name: &str, value: &str) {
+    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
+        return;
+    };
+    // SAFETY: valid C strings; SetConfigOption copies them.
+    unsafe {
+        pgrx::pg_sys::SetConfigOption(
+            name.as_ptr(),
+            value.as_ptr(),
+            pgrx::pg_sys::GucContext::PGC_SUSET,
+            pgrx::pg_sys::GucSource::PGC_S_SESSION,
+        )
+    };
 }

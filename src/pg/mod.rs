@@ -6,6 +6,7 @@
 //! - `queue`: the worker's SQL (inbox, claims, events, results, retention);
 //! - `worker`: the background worker's one loop, and its sender threads;
 //! - `vacuum`: the short-lived helper that vacuums the queue while the worker is busy;
+//! - `leave`: the worker leaves its database for a DROP, RENAME or copy of it;
 //! - `api`: the Rust half of the SQL API (the plpgsql half is sql/finalize.sql);
 //! - `compat`: what differs between PostgreSQL 14 to 18, and nowhere else.
 
@@ -13,6 +14,7 @@ pub(crate) mod api;
 pub(crate) mod capture;
 pub(crate) mod compat;
 pub(crate) mod gucs;
+pub(crate) mod leave;
 pub(crate) mod queue;
 pub(crate) mod vacuum;
 pub(crate) mod wake;

@@ -101,6 +101,8 @@ pub extern "C-unwind" fn unleash_webhook_vacuum_main(_arg: pg_sys::Datum) {
     }
     compat::disable_timeouts_before_connecting();
     BackgroundWorker::connect_worker_to_spi(Some(&gucs::database_name()), None);
+    // The database's settings are not ours to run with; a vacuum may take its time.
+    gucs::pin_session("unleash_webhook vacuum", "0");
     // SAFETY: a fresh background worker connected to its database, outside any transaction,
     // which is where VACUUM must start; the calls are those of exec_simple_query.
     unsafe {

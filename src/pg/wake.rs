@@ -30,11 +30,17 @@ pub struct WorkerSlot {
     /// Set by committing transactions that queued something; cleared by the worker before it
     /// drains, so a commit that lands during a drain makes it loop again at once.
     pending: AtomicBool,
+    /// Set by committing transactions that made a delivery of the log due (redeliver(),
+    /// resume_subscription()): the worker looks at the log then, not on every commit.
+    log_pending: AtomicBool,
     /// What worker_status() shows; written by the worker only.
     pub stats: WorkerStats,
     /// Set while the worker connects to its database: still set at the next start means the
     /// last attempt died there (the database does not exist), so that start waits instead.
     connecting: AtomicBool,
+    /// The pid of a backend about to DROP, RENAME or copy (CREATE DATABASE ... TEMPLATE) the
+    /// worker's database, which needs the worker gone from it; 0 when none (see `leave`).
+    leave_for: AtomicI32,
 }
 
 /// Counters since the worker started, readable by any backend without a lock.
@@ -49,6 +55,67 @@ pub struct WorkerStats {
     pub failed: AtomicU64,
     pub retries: AtomicU64,
     pub purged: AtomicU64,
+    /// The last problem the worker logged (a step that failed, why it waits), and when.
+    pub last_error: Message,
+    /// The pid holding a lock on an events table that the worker needs now, 0 when none.
+    pub blocked_by: AtomicI32,
+}
+
+/// A short text in shared memory, written by one process (the worker) and read by any: a
+/// sequence number, odd while a write is under way, tells a reader to read again.
+pub struct Message {
+    seq: AtomicU64,
+    at_us: AtomicI64,
+    len: AtomicU32,
+    bytes: [std::sync::atomic::AtomicU8; 256],
+}
+
+impl Default for Message {
+    fn default() -> Self {
+        Message {
+            seq: AtomicU64::new(0),
+            at_us: AtomicI64::new(0),
+            len: AtomicU32::new(0),
+            bytes: std::array::from_fn(|_| std::sync::atomic::AtomicU8::new(0)),
+        }
+    }
+}
+
+impl Message {
+    /// Stores `text` (cut at 256 bytes, on a character boundary), or clears it with "".
+    pub fn set(&self, text: &str, at_us: i64) {
+        let mut end = text.len().min(self.bytes.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        for (slot, b) in self.bytes.iter().zip(&text.as_bytes()[..end]) {
+            slot.store(*b, Ordering::Relaxed);
+        }
+        self.len.store(end as u32, Ordering::Relaxed);
+        self.at_us.store(at_us, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The text and when it was set, None when there is none.
+    pub fn get(&self) -> Option<(String, i64)> {
+        loop {
+            let before = self.seq.load(Ordering::Acquire);
+            if before % 2 == 1 {
+                std::hint::spin_loop();
+                continue;
+            }
+            let len = (self.len.load(Ordering::Relaxed) as usize).min(self.bytes.len());
+            let bytes: Vec<u8> = self.bytes[..len]
+                .iter()
+                .map(|b| b.load(Ordering::Relaxed))
+                .collect();
+            let at = self.at_us.load(Ordering::Relaxed);
+            if self.seq.load(Ordering::Acquire) == before {
+                return (len > 0).then(|| (String::from_utf8_lossy(&bytes).into_owned(), at));
+            }
+        }
+    }
 }
 
 // SAFETY: only atomics, no pointers: valid in every process that maps the segment.
@@ -63,6 +130,7 @@ static mut SHMEM_READY: bool = false;
 
 thread_local! {
     static QUEUED_IN_XACT: Cell<bool> = const { Cell::new(false) };
+    static LOG_DUE_IN_XACT: Cell<bool> = const { Cell::new(false) };
     static CALLBACK_REGISTERED: Cell<bool> = const { Cell::new(false) };
     static WARNED_NOT_PRELOADED: Cell<bool> = const { Cell::new(false) };
 }
@@ -75,8 +143,10 @@ pub fn init() {
             pid: AtomicI32::new(0),
             database: AtomicU32::new(0),
             pending: AtomicBool::new(false),
+            log_pending: AtomicBool::new(false),
             stats: WorkerStats::default(),
             connecting: AtomicBool::new(false),
+            leave_for: AtomicI32::new(0),
         }
     );
     // SAFETY: _PG_init runs once, single-threaded, in the postmaster before any fork.
@@ -97,6 +167,14 @@ fn slot() -> Option<&'static WorkerSlot> {
 /// [`queued_in_transaction`] directly.
 #[pg_extern(volatile, parallel_unsafe)]
 fn _wake_at_commit() {
+    queued_in_transaction();
+}
+
+/// Marks the current transaction as having made deliveries of the log due (redeliver, resume);
+/// the worker is woken at COMMIT and looks at the log.
+#[pg_extern(volatile, parallel_unsafe)]
+fn _wake_for_log() {
+    LOG_DUE_IN_XACT.set(true);
     queued_in_transaction();
 }
 
@@ -126,12 +204,20 @@ unsafe extern "C-unwind" fn on_xact_event(
         pg_sys::XactEvent::XACT_EVENT_COMMIT | pg_sys::XactEvent::XACT_EVENT_PARALLEL_COMMIT
             if QUEUED_IN_XACT.replace(false) =>
         {
+            if LOG_DUE_IN_XACT.replace(false)
+                && let Some(slot) = slot()
+            {
+                slot.log_pending.store(true, Ordering::Release);
+            }
             wake_worker()
         }
         // A prepared transaction commits later, elsewhere: the worker's poll finds its rows.
         pg_sys::XactEvent::XACT_EVENT_ABORT
         | pg_sys::XactEvent::XACT_EVENT_PARALLEL_ABORT
-        | pg_sys::XactEvent::XACT_EVENT_PREPARE => QUEUED_IN_XACT.set(false),
+        | pg_sys::XactEvent::XACT_EVENT_PREPARE => {
+            QUEUED_IN_XACT.set(false);
+            LOG_DUE_IN_XACT.set(false);
+        }
         _ => {}
     }
 }
@@ -148,7 +234,11 @@ pub fn wake_worker() {
     if slot.pending.swap(true, Ordering::AcqRel) {
         return;
     }
-    let procno = slot.procno.load(Ordering::Acquire);
+    wake_procno(slot.procno.load(Ordering::Acquire));
+}
+
+/// Sets the latch of the process with PGPROC number `procno` (none when negative).
+fn wake_procno(procno: i32) {
     if procno < 0 {
         return;
     }
@@ -220,9 +310,55 @@ pub fn withdraw_worker() {
     slot.database.store(0, Ordering::Release);
 }
 
+/// A backend asks the worker to leave its database (DROP, RENAME or CREATE DATABASE ...
+/// TEMPLATE of it need it gone), and waits up to `wait` for it to go. Returns whether it went.
+pub fn ask_worker_to_leave(wait: std::time::Duration) -> bool {
+    let Some(slot) = slot() else { return true };
+    // SAFETY: MyProcPid is set at process start.
+    slot.leave_for
+        .store(unsafe { pg_sys::MyProcPid }, Ordering::Release);
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        if slot.pid.load(Ordering::Acquire) == 0 {
+            return true;
+        }
+        wake_procno(slot.procno.load(Ordering::Acquire));
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The database operation that asked the worker to leave is over (or failed).
+pub fn worker_may_return() {
+    if let Some(slot) = slot() {
+        slot.leave_for.store(0, Ordering::Release);
+    }
+}
+
+/// The pid of a live backend that asked the worker to leave its database, if any: the worker
+/// leaves, and a new worker waits before it connects. A requester that died (its statement
+/// failed and it never cleared the flag) no longer counts.
+pub fn asked_to_leave_by() -> Option<i32> {
+    let pid = slot()?.leave_for.load(Ordering::Acquire);
+    // SAFETY: kill(pid, 0) only checks that the process exists.
+    (pid > 0 && unsafe { libc_kill(pid, 0) } == 0).then_some(pid)
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
 /// Clears the pending flag; returns whether a commit had set it since the last call.
 pub fn take_pending() -> bool {
     slot().is_some_and(|s| s.pending.swap(false, Ordering::AcqRel))
+}
+
+/// Clears the log flag; returns whether a commit made a delivery of the log due since.
+pub fn take_log_pending() -> bool {
+    slot().is_some_and(|s| s.log_pending.swap(false, Ordering::AcqRel))
 }
 
 /// The worker's pid, if one runs.

@@ -17,7 +17,7 @@
 //! [`event_json::event_value`] and [`event_json::template_view`] as the extension builds them.
 //!
 //! Classes of case deliberately not generated (each is a documented difference in
-//! `template.rs`, or not deterministic):
+//! `core/template/mod.rs`, or not deterministic):
 //! - `constructor` reaching `Date` (`{{#event.createdAt}}{{constructor}}…`,
 //!   `{{event.createdAt.constructor}}`): `Date()` prints the current time. `constructor`
 //!   elsewhere (`Object`, `Array`) is generated.
@@ -845,53 +845,38 @@ fn templates() -> Vec<String> {
 // ---------------------------------------------------------------------------------------------
 
 /// The view as JSON for `render.js`: dates and non-JSON numbers marked (see module docs).
-fn transport(v: &Value, out: &mut String) {
+fn transport(v: &Value) -> String {
+    js::stringify(&marked(v))
+}
+
+/// `v` with what JSON cannot carry replaced by its marker object.
+fn marked(v: &Value) -> Value {
+    let marker =
+        |key: &str, text: String| Value::Object(vec![(key.to_string(), Value::String(text))]);
     match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) if n.is_nan() => out.push_str(r#"{"$num":"NaN"}"#),
-        Value::Number(n) if n.is_infinite() => {
-            out.push_str(if *n > 0.0 {
-                r#"{"$num":"Infinity"}"#
+        Value::Number(n) if !n.is_finite() || (*n == 0.0 && n.is_sign_negative()) => {
+            let text = if *n == 0.0 {
+                "-0".to_string()
             } else {
-                r#"{"$num":"-Infinity"}"#
-            });
+                js::number_to_string(*n)
+            };
+            marker("$num", text)
         }
-        Value::Number(n) if *n == 0.0 && n.is_sign_negative() => {
-            out.push_str(r#"{"$num":"-0"}"#);
-        }
-        Value::Number(n) => out.push_str(&js::number_to_string(*n)),
-        Value::String(s) => js::quote_json_string(s, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                transport(item, out);
-            }
-            out.push(']');
-        }
-        Value::Object(entries) => {
-            out.push('{');
-            for (i, (k, item)) in entries.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                js::quote_json_string(k, out);
-                out.push(':');
-                transport(item, out);
-            }
-            out.push('}');
-        }
-        Value::Date(ms) => {
-            out.push_str(r#"{"$date":"#);
+        Value::Date(ms) => marker(
+            "$date",
             match js::time_clip(*ms) {
-                Some(_) => js::quote_json_string(&js::date_iso(*ms), out),
-                None => out.push_str("\"invalid\""),
-            }
-            out.push('}');
-        }
+                Some(_) => js::date_iso(*ms),
+                None => "invalid".to_string(),
+            },
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(marked).collect()),
+        Value::Object(entries) => Value::Object(
+            entries
+                .iter()
+                .map(|(k, item)| (k.clone(), marked(item)))
+                .collect(),
+        ),
+        other => other.clone(),
     }
 }
 
@@ -957,12 +942,7 @@ fn run_mustache_js(input: &str) -> Vec<Value> {
 fn differential_against_mustache_js() {
     let templates = templates();
     let views = views();
-    let mut view_json = Vec::with_capacity(views.len());
-    for (_, v) in &views {
-        let mut out = String::new();
-        transport(v, &mut out);
-        view_json.push(out);
-    }
+    let view_json: Vec<String> = views.iter().map(|(_, v)| transport(v)).collect();
 
     let mut input = String::from("[");
     let mut cases: Vec<(usize, usize)> = Vec::new();
@@ -972,7 +952,7 @@ fn differential_against_mustache_js() {
                 input.push(',');
             }
             input.push_str("{\"tpl\":");
-            js::quote_json_string(tpl, &mut input);
+            input.push_str(&js::quote_json_string(tpl));
             input.push_str(",\"view\":");
             input.push_str(vj);
             input.push('}');

@@ -14,9 +14,8 @@ fn unleash_schema(schema: &str) {
     Spi::run(&format!("SELECT unleash_webhook.attach('{schema}.events')")).unwrap();
 }
 
-/// The first value of `sql`, after turning what the capture trigger queued into deliveries as
-/// the worker would (it cannot see the rows of a test's open transaction). Only as a superuser:
-/// some tests count as a role without rights.
+/// The first value of `sql`, after writing what the capture trigger queued into the log (see
+/// `flush`). Only as a superuser: some tests count as a role without rights.
 fn count(sql: &str) -> i64 {
     let superuser = Spi::get_one::<bool>(
         "SELECT rolsuper FROM pg_catalog.pg_roles WHERE rolname = current_user",
@@ -29,9 +28,19 @@ fn count(sql: &str) -> i64 {
     Spi::get_one::<i64>(sql).unwrap().unwrap()
 }
 
-/// Turns what the capture trigger queued into deliveries, as the worker does after a commit.
+/// Writes what the capture trigger queued into the delivery log as pending, as the worker does
+/// with what it puts aside (the worker cannot see a test's open transaction).
 fn flush() {
-    Spi::run("SELECT unleash_webhook._flush_inbox()").unwrap();
+    Spi::run(
+        "INSERT INTO unleash_webhook._deliveries
+                (id, subscription_id, event_table, event_id, event_type, status, created_at,
+                 next_attempt_at)
+         SELECT q.id, q.subscription_id, q.event_table, q.event_id, q.event_type, 'pending',
+                q.queued_at, now()
+           FROM unleash_webhook._queued q
+             ON CONFLICT DO NOTHING",
+    )
+    .unwrap();
 }
 
 /// Runs `stmt` and returns "SQLSTATE|hint" of the error it raised, or "00000|".
@@ -380,8 +389,10 @@ fn redeliver_requeues_with_the_same_id() {
     Spi::run("SELECT unleash_webhook.create_subscription('red1-a', 'http://h/', ARRAY['feature-created'])").unwrap();
     Spi::run("INSERT INTO red1.events (type, created_by) VALUES ('feature-created', 'u')").unwrap();
     let id = count("SELECT id FROM unleash_webhook.deliveries WHERE subscription = 'red1-a'");
+    // as the worker leaves it after two failed attempts of the request whose hash is 42
+    Spi::run(&format!("UPDATE unleash_webhook._deliveries SET status = 'failed', round_attempts = 2, attempts = 2, content_hash = 42 WHERE id = {id}")).unwrap();
     let wid = Spi::get_one::<String>(&format!("SELECT webhook_id FROM unleash_webhook.deliveries WHERE id = {id}")).unwrap().unwrap();
-    Spi::run(&format!("UPDATE unleash_webhook._deliveries SET status = 'failed', round_attempts = 2, attempts = 2 WHERE id = {id}")).unwrap();
+    assert!(wid.ends_with(&format!("_{id}_000000000000002a")), "{wid}");
     Spi::run(&format!("SELECT unleash_webhook.redeliver({id})")).unwrap();
     assert_eq!(count(&format!("SELECT count(*) FROM unleash_webhook._deliveries WHERE id = {id} AND status = 'pending' AND round_attempts = 0 AND attempts = 2")), 1);
     let wid2 = Spi::get_one::<String>(&format!("SELECT webhook_id FROM unleash_webhook.deliveries WHERE id = {id}")).unwrap().unwrap();
@@ -482,7 +493,8 @@ fn import_unleash_addons_is_idempotent_and_reports_bad_rows() {
     Spi::run(r#"UPDATE imp1.addons SET parameters = '{"url": "https://hooks.example.com/a2"}' WHERE id = 1"#).unwrap();
     let third = import_report("imp1.addons", true);
     assert_eq!(third[0].2, "updated");
-    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND url = 'https://hooks.example.com/a2' AND NOT has_authorization AND body_template IS NULL AND enabled"), 1);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'unleash-addon-1' AND NOT has_authorization AND body_template IS NULL AND enabled"), 1);
+    assert_eq!(count("SELECT count(*) FROM unleash_webhook._subscriptions WHERE name = 'unleash-addon-1' AND dropped_at IS NULL AND url = 'https://hooks.example.com/a2'"), 1);
     // disable_source turned the imported addons off in Unleash, but not the subscriptions
     assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 1 AND NOT enabled"), 1);
     assert_eq!(count("SELECT count(*) FROM imp1.addons WHERE id = 2 AND enabled"), 1);

@@ -367,6 +367,9 @@ class Producer:
             try:
                 conn = self.cluster.connect()
                 conn.execute(f"SET synchronous_commit = {self.synchronous_commit}")
+                if conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]:
+                    conn.close()
+                    raise psycopg.OperationalError("a standby, not yet promoted")
                 return conn
             except psycopg.OperationalError:
                 if time.time() > deadline:
@@ -389,7 +392,8 @@ class Producer:
                         ids = insert_events(conn, rows)
                     self.inserted += ids
                     k += 1
-                except psycopg.OperationalError:
+                except (psycopg.OperationalError, psycopg.errors.ReadOnlySqlTransaction):
+                    # the server crashed or restarts, or is a standby not yet promoted
                     conn = self._connect()
                     # the INSERT may have committed before the connection died
                     got = [r[0] for r in conn.execute(

@@ -39,16 +39,13 @@ def main():
         show(conn, "subscriptions", "SELECT name, url, event_types, environments, enabled "
              "FROM unleash_webhook.subscriptions")
         # Unleash inserts its events inside its own transaction; so do we, and look at the queue
-        # before COMMIT (the worker only ever sees committed rows): the trigger wrote one inbox
-        # row for the whole INSERT, listing each event x subscription pair.
+        # before COMMIT (the worker only ever sees committed rows): every event x subscription
+        # pair is there already, with its delivery id, as one inbox row for the whole INSERT.
         with conn.transaction():
             conn.execute((UNLEASH_FIXTURES / "sample-events.sql").read_text())
-            show(conn, "queued in the event's transaction, before COMMIT (unleash_webhook._inbox)",
-                 "SELECT s.name AS subscription, i.event_ids[p.ev] AS event_id, "
-                 "i.event_types[p.ev] AS event_type "
-                 "FROM unleash_webhook._inbox i "
-                 "CROSS JOIN LATERAL unnest(i.pair_events, i.pair_subs) AS p(ev, sub) "
-                 "JOIN unleash_webhook._subscriptions s ON s.id = p.sub ORDER BY 2, 1")
+            show(conn, "queued in the event's transaction, before COMMIT",
+                 "SELECT id, subscription, event_id, event_type, status "
+                 "FROM unleash_webhook.deliveries ORDER BY id")
         sink.wait_for("/webhook", 6, timeout=10)
         sink.wait_for("/slack", 2, timeout=10)
         # the worker records each outcome a moment after the response

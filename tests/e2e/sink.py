@@ -20,6 +20,8 @@ class Received:
     headers: list  # [(name, value)] in wire order
     body: bytes
     at: float
+    echo: bytes = b""  # what an echoing reply sent back
+    answered: float = 0.0  # when the reply went out (0 while it has not)
 
     def header(self, name):
         for k, v in self.headers:
@@ -34,6 +36,8 @@ class Reply:
     headers: dict = field(default_factory=dict)
     body: bytes = b"ok"
     delay: float = 0.0
+    # answer with the request itself (its line, headers and body), as some endpoints do
+    echo: bool = False
 
 
 class Sink:
@@ -64,6 +68,8 @@ class Sink:
                     return
                 rec = Received("POST", self.path, list(self.headers.items()), body, time.time())
                 reply = sink._next_reply(self.path)
+                if reply.echo:
+                    rec.echo = (self.requestline + "\r\n" + str(self.headers)).encode() + body
                 with sink.lock:
                     sink.received.append(rec)
                     sink.lock.notify_all()
@@ -76,9 +82,12 @@ class Sink:
                     self.send_response(reply.status)
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(reply.body)))
+                    out = rec.echo if reply.echo else reply.body
+                    self.send_header("Content-Length", str(len(out)))
                     self.end_headers()
-                    self.wfile.write(reply.body)
+                    self.wfile.write(out)
+                    self.wfile.flush()
+                    rec.answered = time.time()
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 

@@ -39,10 +39,11 @@ def attempts(db, delivery_id):
 
 
 def settled(db, name, n):
-    """Waits until `name` has n deliveries, none pending or sending; returns them."""
+    """Waits until `name` has n deliveries, none queued, pending or sending; returns them."""
     def done():
         rows = deliveries(db, name)
-        return rows if len(rows) >= n and all(r[2] not in ("pending", "sending") for r in rows) else None
+        return rows if len(rows) >= n and all(r[2] not in ("queued", "pending", "sending")
+                                              for r in rows) else None
     return wait_until(done, timeout=30) or deliveries(db, name)
 
 

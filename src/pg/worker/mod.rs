@@ -13,16 +13,18 @@ use crate::core::event_json::EventRow;
 use crate::core::request::{self, Context, Subscription};
 use crate::http::{self, Client, ClientConfig, DestinationPolicy, Verdict};
 use crate::pg::NAME;
+use crate::pg::capture;
 use crate::pg::compat;
-use crate::pg::gucs::{self, WorkerSettings};
-use crate::pg::queue::{self, Claimed, Outcome};
+use crate::pg::gucs::{self, WorkerSettings, set_session_option};
+use crate::pg::queue::{self, Outcome};
 use crate::pg::vacuum;
 use crate::pg::wake;
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
-use pool::{Done, Job, Pool, Ticket};
-use std::collections::HashMap;
+use pool::{Done, Job, Pool};
+use std::collections::{HashMap, VecDeque};
 use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -33,10 +35,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// sent again after the restart). Postgres's shutdown waits for us, so keep it short.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-/// Finished deliveries deleted per purge transaction.
+/// Deliveries the retention purge looks at per transaction.
 const PURGE_BATCH: i64 = 1_000;
-/// Inbox rows (captured events) turned into deliveries per turn; more loops again.
-const FLUSH_BATCH: i32 = 1_000;
 
 /// Registers the worker. `_PG_init`, preload branch only.
 pub fn init() {
@@ -67,17 +67,26 @@ pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
         // SAFETY: proc_exit runs the exit callbacks and never returns.
         unsafe { pg_sys::proc_exit(1) }
     }
+    // A DROP, RENAME or copy of the database asked the last worker to leave: wait until it is
+    // over (the database may be gone then; connecting finds out).
+    let mut told = false;
+    while let Some(pid) = wake::asked_to_leave_by() {
+        if !told {
+            log!("{NAME}: waiting for pid {pid} to finish with database \"{database}\"");
+            told = true;
+        }
+        if !BackgroundWorker::wait_latch(Some(Duration::from_millis(100))) {
+            // SAFETY: proc_exit runs the exit callbacks and never returns.
+            unsafe { pg_sys::proc_exit(0) }
+        }
+    }
     wake::set_connecting(true);
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     wake::set_connecting(false);
-    set_session_option("application_name", NAME);
-    // The worker runs as the bootstrap superuser. With the default search_path a function in
-    // `public` whose argument types match a call in our SQL exactly would be chosen over
-    // pg_catalog's (CVE-2018-1058), and on 14 every role may create in `public` (from 15 the
-    // database's owner may). Every name the worker uses is qualified or in pg_catalog.
-    set_session_option("search_path", "pg_catalog, pg_temp");
-    // The worker's own commits need no flush wait, but for claims (see queue::commit_durably):
-    // a lost result is simply sent again, which at-least-once allows.
+    // Its statements take milliseconds; a minute means something is wrong.
+    gucs::pin_session(NAME, "60s");
+    // The worker's own commits need no flush wait: what a crash loses of them is sent again
+    // (at-least-once), under the same webhook-id (the delivery id is fixed at capture).
     set_session_option("synchronous_commit", "off");
     // The claim must walk the due-index in id order and stop after a few rows. The table's
     // statistics lag behind a fast-growing queue (estimate: 1 row; truth: 40,000), and then the
@@ -186,26 +195,12 @@ fn row_changes() -> u64 {
     })
 }
 
-fn set_session_option(name: &str, value: &str) {
-    let (Ok(name), Ok(value)) = (CString::new(name), CString::new(value)) else {
-        return;
-    };
-    // SAFETY: valid C strings; SetConfigOption copies them.
-    unsafe {
-        pg_sys::SetConfigOption(
-            name.as_ptr(),
-            value.as_ptr(),
-            pg_sys::GucContext::PGC_SUSET,
-            pg_sys::GucSource::PGC_S_SESSION,
-        )
-    };
-}
-
 fn describe(s: &WorkerSettings) -> String {
     format!(
         "max_retries={} retry_delay={}ms timeout={}ms connect_timeout={}ms max_concurrency={} \
          max_concurrency_per_subscription={} ca_file={} poll_interval={}ms http_proxy={} \
-         destination_allowlist={} retention={}s vacuum_interval={}s unleash_url={}",
+         destination_allowlist={} retention={}s vacuum_interval={}s max_body_size={}kB \
+         unleash_url={}",
         s.max_retries,
         s.retry_delay.as_millis(),
         s.timeout.as_millis(),
@@ -227,6 +222,7 @@ fn describe(s: &WorkerSettings) -> String {
         },
         s.retention.as_secs(),
         s.vacuum_interval.as_secs(),
+        s.max_body_size / 1024,
         s.unleash_url
     )
 }
@@ -248,10 +244,76 @@ fn client_config(s: &WorkerSettings) -> ClientConfig {
     }
 }
 
-/// A subscription as cached by the worker, with the version it was built from.
-struct CachedSub {
+/// A subscription as the worker holds it: the parsed settings and the row version (xmin) they
+/// were built from.
+struct SubState {
     version: i64,
+    enabled: bool,
+    dropped: bool,
     sub: Arc<Subscription>,
+    /// Its secrets, scrubbed from what is stored of an endpoint's answer (an echo).
+    secrets: Vec<String>,
+}
+
+/// An inbox row the worker holds: its events, and how many of its pairs still have no
+/// `_deliveries` row. It is deleted in the transaction that records its last pair.
+struct HeldRow {
+    table: pg_sys::Oid,
+    queued_at: TimestampWithTimeZone,
+    events: Vec<(i64, String)>,
+    left: usize,
+}
+
+/// An inbox pair waiting in memory for a free sender (its subscription's share of them).
+struct Held {
+    delivery_id: i64,
+    inbox_id: i64,
+    /// Index into its row's events.
+    event: usize,
+    since: Instant,
+}
+
+/// Where a delivery comes from, and so how its outcome is written.
+#[derive(Clone)]
+enum Origin {
+    /// An inbox pair: its outcome writes its `_deliveries` row, and counts down its row.
+    Inbox { inbox_id: i64 },
+    /// A row of `_deliveries` claimed by this worker: its outcome updates it.
+    Log { has_body: bool },
+}
+
+/// One delivery on its way out (or just back): what its outcome needs.
+struct Sending {
+    delivery_id: i64,
+    subscription_id: i64,
+    origin: Origin,
+    table: pg_sys::Oid,
+    event_id: i64,
+    event_type: String,
+    created_at: TimestampWithTimeZone,
+    /// The attempt's number over the delivery's life, and within its current round (reset by
+    /// redeliver), for the retry rule.
+    attempt: i32,
+    round_attempt: i32,
+    /// Set when the attempt is handed out: the body to store (first attempt only), and the
+    /// hash the request's webhook-id ends with.
+    body: Option<String>,
+    content_hash: Option<i64>,
+}
+
+/// An event as the turn read it.
+enum Read {
+    Row(Box<EventRow>),
+    /// It cannot be read (the table's columns changed, a value does not convert): why.
+    Failed(String),
+    /// Its table is locked by the pid given (an ALTER, a DROP, a migration): read it later.
+    Locked(i32),
+}
+
+/// A turn's batch: what to send, once its events are read.
+struct Batch {
+    sending: Vec<Sending>,
+    events: HashMap<(pg_sys::Oid, i64), Read>,
 }
 
 struct Worker {
@@ -259,28 +321,60 @@ struct Worker {
     client: Client,
     pool: Pool,
     wait_set: *mut pg_sys::WaitEventSet,
-    /// Set once the extension exists and recovery ran; cleared when a transaction fails.
+    /// Set once the extension exists at this library's version and recovery ran; cleared when
+    /// a transaction fails.
     ready: bool,
     /// Whether the start-up recovery of a predecessor's claims has run.
     recovered: bool,
     plans: queue::Plans,
     installation: Arc<str>,
-    subs: HashMap<i64, CachedSub>,
+    subs: HashMap<i64, SubState>,
+    rows: HashMap<i64, HeldRow>,
+    /// Inbox pairs waiting for a sender, per subscription, oldest first.
+    held: HashMap<i64, VecDeque<Held>>,
+    held_total: usize,
+    /// Subscriptions with held pairs, in the order they get the next free sender.
+    turns: VecDeque<i64>,
+    in_flight: HashMap<u64, Sending>,
+    /// Claimed log deliveries whose events table was locked: sent in a later turn.
+    deferred: Vec<Sending>,
     in_flight_per_sub: HashMap<i64, i32>,
-    /// Outcomes known without HTTP (render errors, missing events), recorded with the next batch.
-    local_outcomes: Vec<Outcome>,
+    next_key: u64,
+    /// Outcomes to write, and inbox rows whose pairs all have one.
+    outcomes: Vec<Outcome>,
+    finished_rows: Vec<i64>,
+    /// `_deliveries` may hold due rows (a retry, a put-aside or redelivered delivery).
+    log_due: bool,
+    last_log_check: Option<Instant>,
     /// The earliest retry the worker scheduled, so that it wakes for it without polling.
     next_retry: Option<Instant>,
     last_error: Option<String>,
     last_purge: Option<Instant>,
+    purge_from: i64,
+    purge_sweep: Instant,
     vacuums: vacuum::Vacuums,
-    /// A commit queued something (or the poll interval passed): take the inbox this turn.
-    flush_due: bool,
-    last_flush: Option<Instant>,
-    /// Whether the schema is known to have the inbox. Looked up while false: an older schema
-    /// (before ALTER EXTENSION UPDATE) has none, and the UPDATE may add it at any moment.
-    has_inbox: bool,
+    /// A commit queued something (or the poll interval passed): read the inbox this turn.
+    inbox_due: bool,
+    last_load: Option<Instant>,
 }
+
+/// Inbox rows read per turn: a bulk INSERT's thousands of rows come in a few turns, each
+/// short, and the first of its deliveries leave after the first of them.
+const LOAD_ROWS: i64 = 200;
+/// Most inbox pairs held in memory (about 100 bytes each). Past it the worker reads no more of
+/// the inbox until some are sent.
+const MAX_HELD: usize = 200_000;
+/// When the held pairs fill MAX_HELD (no more of the inbox is read, so every subscription
+/// waits), the subscription holding the most, if its oldest has waited this long (its endpoint
+/// is slow or hangs), has its held deliveries written to the log as pending: the inbox is read
+/// again, and the log's claims serve that subscription from then. A long queue alone is not
+/// slowness: a bulk INSERT's backlog stays in memory, where it costs nothing to hold.
+const PUT_ASIDE_AFTER: Duration = Duration::from_secs(5);
+/// Outcomes per write: one statement's arrays stay far below PostgreSQL's 1 GB limit even with
+/// stored bodies.
+const RECORD_CHUNK: usize = 500;
+/// How often the worker looks at the log for due rows when nothing told it some are there.
+const LOG_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Worker {
     fn new(settings: WorkerSettings) -> Result<Worker, String> {
@@ -332,21 +426,40 @@ impl Worker {
             plans: queue::Plans::default(),
             installation: Arc::from(""),
             subs: HashMap::new(),
+            rows: HashMap::new(),
+            held: HashMap::new(),
+            held_total: 0,
+            turns: VecDeque::new(),
+            in_flight: HashMap::new(),
+            deferred: Vec::new(),
             in_flight_per_sub: HashMap::new(),
-            local_outcomes: Vec::new(),
+            next_key: 0,
+            outcomes: Vec::new(),
+            finished_rows: Vec::new(),
+            log_due: true,
+            last_log_check: None,
             next_retry: None,
             last_error: None,
             last_purge: None,
+            purge_from: 0,
+            purge_sweep: Instant::now(),
             vacuums: vacuum::Vacuums::new(row_changes()),
-            flush_due: true,
-            last_flush: None,
-            has_inbox: false,
+            inbox_due: true,
+            last_load: None,
         })
     }
 
     fn run(&mut self) -> i32 {
         loop {
             if BackgroundWorker::sigterm_received() {
+                self.shutdown();
+                return 1;
+            }
+            if let Some(pid) = wake::asked_to_leave_by() {
+                log!(
+                    "{NAME}: leaving database \"{}\": pid {pid} drops, renames or copies it",
+                    gucs::database_name()
+                );
                 self.shutdown();
                 return 1;
             }
@@ -360,10 +473,15 @@ impl Worker {
             // Clear the commit flag before looking, so a commit after this point loops again.
             let committed = wake::take_pending();
             let poll_due = self
-                .last_flush
+                .last_load
                 .is_none_or(|at| at.elapsed() >= self.settings.poll_interval);
-            self.flush_due |= committed || poll_due;
-            let more = self.cycle();
+            self.inbox_due |= committed || poll_due;
+            self.log_due |= wake::take_log_pending()
+                || self
+                    .last_log_check
+                    .is_none_or(|at| at.elapsed() >= LOG_CHECK_EVERY)
+                || self.next_retry.is_some_and(|at| at <= Instant::now());
+            let more = self.turn();
             let more_to_purge = self.purge_old();
             self.vacuums
                 .tick(self.settings.vacuum_interval, row_changes());
@@ -374,46 +492,57 @@ impl Worker {
         }
     }
 
-    /// Checks that the extension exists and recovers a predecessor's claims.
+    /// Checks that the extension exists at this library's version and recovers a
+    /// predecessor's claims.
     fn become_ready(&mut self) -> bool {
         let recover = !self.recovered;
         let result = txn("unleash_webhook: starting", || {
-            if !queue::extension_installed()? {
-                return Ok(None);
+            let Some(version) = queue::extension_version()? else {
+                return Ok(Err(format!(
+                    "extension unleash_webhook is not installed in database \"{}\"; waiting for CREATE EXTENSION",
+                    gucs::database_name()
+                )));
+            };
+            if version != env!("CARGO_PKG_VERSION") {
+                // A new library serves an older schema between the restart and ALTER EXTENSION
+                // UPDATE: the capture trigger goes on writing the old inbox, and the update
+                // carries it over; the worker sends from the new schema only.
+                return Ok(Err(format!(
+                    "extension unleash_webhook {version} is installed, this library is {}; \
+                     waiting for ALTER EXTENSION unleash_webhook UPDATE",
+                    env!("CARGO_PKG_VERSION")
+                )));
             }
             let installation = queue::installation_id()?;
-            // Only at start: what is 'sending' now was claimed by a predecessor that died. Later
-            // (after a failed transaction) our own attempts are still in flight.
+            // Only at start: what is 'sending' now was claimed by a predecessor that died.
+            // Later (after a failed transaction) our own attempts are still in flight.
             let recovered = if recover {
                 queue::recover_claimed()?
             } else {
                 0
             };
-            Ok(Some((installation, recovered)))
+            Ok(Ok((installation, recovered)))
         });
         match result {
-            Ok(Some((installation, recovered))) => {
+            Ok(Ok((installation, recovered))) => {
                 if recovered > 0 {
                     log!("{NAME}: {recovered} deliveries claimed before a restart are due again");
                 }
                 if *self.installation != *installation {
-                    // A new installation (DROP + CREATE EXTENSION): what is in flight belongs
-                    // to the old tables; its results will be dropped when they come back.
-                    self.in_flight_per_sub.clear();
-                    self.local_outcomes.clear();
+                    // A new installation (DROP + CREATE EXTENSION): what the worker holds or
+                    // has in flight belongs to the old tables; results coming back are dropped.
+                    self.forget_all();
                 }
                 self.installation = Arc::from(installation.as_str());
                 self.recovered = true;
-                self.subs.clear();
                 self.ready = true;
+                self.inbox_due = true;
+                self.log_due = true;
                 self.last_error = None;
                 true
             }
-            Ok(None) => {
-                self.note_error(format!(
-                    "extension unleash_webhook is not installed in database \"{}\"; waiting for CREATE EXTENSION",
-                    gucs::database_name()
-                ));
+            Ok(Err(waiting)) => {
+                self.note_error(waiting);
                 false
             }
             Err(e) => {
@@ -423,12 +552,42 @@ impl Worker {
         }
     }
 
-    /// Logs a problem once, not on every poll.
+    /// Drops everything held for an installation that is gone.
+    fn forget_all(&mut self) {
+        self.subs.clear();
+        self.rows.clear();
+        self.held.clear();
+        self.held_total = 0;
+        self.turns.clear();
+        self.in_flight.clear();
+        self.in_flight_per_sub.clear();
+        self.outcomes.clear();
+        self.finished_rows.clear();
+    }
+
+    /// Logs a problem once, not on every poll, and shows it in worker_status().
     fn note_error(&mut self, message: String) {
         if self.last_error.as_deref() != Some(message.as_str()) {
             log!("{NAME}: {message}");
+            if let Some(stats) = wake::stats() {
+                stats.last_error.set(&message, unix_micros());
+            }
             self.last_error = Some(message);
         }
+    }
+
+    /// A transaction failed: the kept plans may be stale (DROP or ALTER EXTENSION), and the
+    /// extension is checked again before the next turn. What the worker holds stays held.
+    fn failed(&mut self, what: &str, e: String) {
+        self.note_error(format!("could not {what}: {e}"));
+        self.ready = false;
+        self.plans.reset();
+    }
+
+    /// One step of a turn failed in its subtransaction; the others went on. The same as a
+    /// failed transaction for what follows: the extension may be gone or changing.
+    fn step_failed(&mut self, what: &str, e: String) {
+        self.failed(what, e);
     }
 
     fn reload(&mut self) {
@@ -455,10 +614,15 @@ impl Worker {
 
     fn next_timeout(&self) -> Duration {
         let poll = self.settings.poll_interval;
-        match self.next_retry {
+        let mut timeout = match self.next_retry {
             Some(at) => at.saturating_duration_since(Instant::now()).min(poll),
             None => poll,
+        };
+        // held deliveries of a subscription that may need putting aside
+        if self.held_total > 0 {
+            timeout = timeout.min(PUT_ASIDE_AFTER);
         }
+        timeout
     }
 
     /// Sleeps until a commit sets the latch, a sender finishes, or the timeout passes.
@@ -486,59 +650,658 @@ impl Worker {
         }
     }
 
-    /// Every finished attempt (and local outcome) waiting to be recorded.
-    fn finished_outcomes(&mut self) -> Vec<Outcome> {
-        let done = self.pool.collect();
-        let mut outcomes = std::mem::take(&mut self.local_outcomes);
-        for d in done {
-            if *d.ticket.installation != *self.installation {
+    /// One turn of the loop: write what finished; read new inbox rows and due log rows; hand
+    /// what the free senders allow to them. Returns true when more may be due right now.
+    fn turn(&mut self) -> bool {
+        self.collect_results();
+        self.put_aside_slow();
+        if !self.outcomes.is_empty() || !self.finished_rows.is_empty() {
+            self.write_outcomes();
+        }
+        if !self.ready {
+            return false;
+        }
+        let free = self
+            .settings
+            .max_concurrency
+            .saturating_sub(self.pool.in_flight());
+        let load = self.inbox_due && self.held_total < MAX_HELD;
+        let claim = self.log_due && free > 0;
+        if !load && !claim && (free == 0 || self.held_total == 0) {
+            return false;
+        }
+        let (loaded, batch) = match self.read_turn(load, claim, free) {
+            Ok(v) => v,
+            Err(e) => {
+                self.failed("read the inbox and the events", e);
+                return false;
+            }
+        };
+        if load {
+            self.last_load = Some(Instant::now());
+            self.inbox_due = loaded >= LOAD_ROWS as usize;
+        }
+        let sent = self.dispatch(batch);
+        if let Some(stats) = wake::stats() {
+            stats.in_flight.store(
+                i32::try_from(self.pool.in_flight()).unwrap_or(i32::MAX),
+                Ordering::Relaxed,
+            );
+            stats
+                .last_activity_us
+                .store(unix_micros(), Ordering::Relaxed);
+        }
+        // more inbox to read, or senders free while deliveries are held
+        self.inbox_due
+            || !self.outcomes.is_empty()
+            || (sent > 0
+                && self.held_total > 0
+                && self.pool.in_flight() < self.settings.max_concurrency)
+    }
+
+    /// The read side of a turn: new inbox rows and the subscriptions; then due log rows and
+    /// the events of what will be sent now. Each step runs in a subtransaction, so that one
+    /// that fails (a lock held too long, a bad row) costs only itself and is tried again next
+    /// turn; the others go on.
+    fn read_turn(
+        &mut self,
+        load: bool,
+        claim: bool,
+        free: usize,
+    ) -> Result<(usize, Batch), String> {
+        let loaded_ids: Vec<i64> = self.rows.keys().copied().collect();
+        let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
+        let per_sub =
+            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
+        let mut loaded = 0;
+        if load || claim {
+            let mut plans = std::mem::take(&mut self.plans);
+            let (rows, subs) = txn("unleash_webhook: reading the inbox", || {
+                let rows = if load {
+                    Some(queue::isolated(|| {
+                        queue::load_inbox(&mut plans, &loaded_ids, LOAD_ROWS)
+                    }))
+                } else {
+                    None
+                };
+                let subs = queue::isolated(|| queue::subscriptions(&mut plans));
+                Ok((rows, subs))
+            })?;
+            self.plans = plans;
+            match subs {
+                Ok(subs) => self.refresh_subscriptions(subs),
+                Err(e) => self.step_failed("read the subscriptions", e),
+            }
+            match rows {
+                Some(Ok(rows)) => {
+                    loaded = rows.len();
+                    for row in rows {
+                        self.hold(row);
+                    }
+                }
+                Some(Err(e)) => self.step_failed("read the inbox", e),
+                None => {}
+            }
+            self.put_aside_paused();
+        }
+        // what a locked events table held back last turn comes first
+        let mut batch = std::mem::take(&mut self.deferred);
+        batch.extend(self.take_held(free.saturating_sub(batch.len())));
+        let room: HashMap<i64, i32> = self
+            .in_flight_per_sub
+            .iter()
+            .map(|(id, n)| (*id, per_sub - n))
+            .collect();
+        let limit = free.saturating_sub(batch.len());
+        let claim = claim && limit > 0;
+        if batch.is_empty() && !claim {
+            return Ok((
+                loaded,
+                Batch {
+                    sending: batch,
+                    events: HashMap::new(),
+                },
+            ));
+        }
+        let mut plans = std::mem::take(&mut self.plans);
+        let wanted: Vec<(pg_sys::Oid, i64)> = batch.iter().map(|s| (s.table, s.event_id)).collect();
+        let result = txn("unleash_webhook: claiming and reading events", || {
+            let claimed = if claim {
+                Some(queue::isolated(|| {
+                    queue::claim(
+                        &mut plans,
+                        i64::try_from(limit).unwrap_or(i64::MAX),
+                        per_sub,
+                        &room,
+                        lease_ms,
+                    )
+                }))
+            } else {
+                None
+            };
+            let mut wanted = wanted;
+            if let Some(Ok(claimed)) = &claimed {
+                wanted.extend(claimed.iter().map(|c| (c.event_table, c.event_id)));
+            }
+            let events = read_events_isolated(&mut plans, &wanted);
+            Ok((claimed, events))
+        });
+        self.plans = plans;
+        let (claimed, events) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                // What was taken from memory goes back, to be sent next turn; claimed log rows
+                // stay claimed, and their lease brings them back.
+                for s in batch.into_iter().rev() {
+                    self.unhold(s);
+                }
+                return Err(e);
+            }
+        };
+        match claimed {
+            Some(Ok(claimed)) => {
+                self.last_log_check = Some(Instant::now());
+                self.log_due = claimed.len() >= limit;
+                batch.extend(claimed.into_iter().map(|c| Sending {
+                    delivery_id: c.delivery_id,
+                    subscription_id: c.subscription_id,
+                    origin: Origin::Log {
+                        has_body: c.has_body,
+                    },
+                    table: c.event_table,
+                    event_id: c.event_id,
+                    event_type: c.event_type,
+                    created_at: c.created_at,
+                    attempt: c.attempt,
+                    round_attempt: c.round_attempt,
+                    body: None,
+                    content_hash: None,
+                }));
+            }
+            Some(Err(e)) => {
+                self.last_log_check = Some(Instant::now());
+                self.step_failed("claim due deliveries", e);
+            }
+            None => {}
+        }
+        Ok((
+            loaded,
+            Batch {
+                sending: batch,
+                events,
+            },
+        ))
+    }
+
+    /// Takes in the subscriptions as they are now; parses only those whose row changed.
+    fn refresh_subscriptions(&mut self, rows: Vec<queue::SubscriptionRow>) {
+        let mut seen = std::collections::HashSet::with_capacity(rows.len());
+        for r in rows {
+            seen.insert(r.id);
+            if self.subs.get(&r.id).is_some_and(|s| s.version == r.version) {
                 continue;
             }
-            if let Some(n) = self.in_flight_per_sub.get_mut(&d.ticket.subscription_id) {
-                *n -= 1;
-                if *n <= 0 {
-                    self.in_flight_per_sub.remove(&d.ticket.subscription_id);
+            let secrets = request::secret_values(
+                &r.url,
+                r.authorization.as_deref(),
+                &r.headers_json,
+                &r.signing_secrets,
+            );
+            let sub = Subscription::new(
+                r.url,
+                r.content_type,
+                r.authorization,
+                &r.headers_json,
+                r.body_template.as_deref(),
+                &r.signing_secrets,
+            );
+            self.subs.insert(
+                r.id,
+                SubState {
+                    version: r.version,
+                    enabled: r.enabled,
+                    dropped: r.dropped,
+                    sub: Arc::new(sub),
+                    secrets,
+                },
+            );
+        }
+        self.subs.retain(|id, _| seen.contains(id));
+    }
+
+    /// Takes an inbox row: its pairs wait in memory for a sender, except those of a dropped
+    /// subscription (cancelled) or a paused one (written to the log as pending, where resume
+    /// finds them), and those recorded before a restart. The row is deleted with the outcome
+    /// of its last held pair (or now, with these outcomes, if none is held).
+    fn hold(&mut self, row: queue::InboxRow) {
+        let now = Instant::now();
+        let mut held = 0;
+        for (i, &(event, sub)) in row.pairs.iter().enumerate() {
+            let delivery_id = row.delivery_id(i);
+            if row.done.contains(&delivery_id) {
+                continue;
+            }
+            let state = self.subs.get(&sub).map(|s| (s.enabled, s.dropped));
+            let (status, error) = match state {
+                Some((true, false)) => {
+                    let queue = self.held.entry(sub).or_default();
+                    if queue.is_empty() {
+                        self.turns.push_back(sub);
+                    }
+                    queue.push_back(Held {
+                        delivery_id,
+                        inbox_id: row.id,
+                        event,
+                        since: now,
+                    });
+                    self.held_total += 1;
+                    held += 1;
+                    continue;
+                }
+                Some((false, false)) => ("pending", None),
+                // dropped, or deleted from the table by hand
+                _ => ("cancelled", Some("subscription dropped".to_string())),
+            };
+            self.log_due |= status == "pending";
+            self.outcomes.push(Outcome {
+                delivery_id,
+                has_row: false,
+                subscription_id: sub,
+                event_table: row.event_table,
+                event_id: row.events[event].0,
+                event_type: row.events[event].1.clone(),
+                created_at: row.queued_at,
+                attempt: None,
+                new_status: status,
+                retry_in_ms: 0.0,
+                last_error: error,
+            });
+        }
+        if held == 0 {
+            self.finished_rows.push(row.id);
+            return;
+        }
+        self.rows.insert(
+            row.id,
+            HeldRow {
+                table: row.event_table,
+                queued_at: row.queued_at,
+                events: row.events,
+                left: held,
+            },
+        );
+    }
+
+    /// One pair of an inbox row has its outcome: when it was the last, the row goes with it.
+    fn count_down(&mut self, inbox_id: i64) {
+        if let Some(row) = self.rows.get_mut(&inbox_id) {
+            row.left = row.left.saturating_sub(1);
+            if row.left == 0 {
+                self.rows.remove(&inbox_id);
+                self.finished_rows.push(inbox_id);
+            }
+        }
+    }
+
+    /// Takes up to `free` held pairs, a subscription at a time in turn, each within its share
+    /// of the senders.
+    fn take_held(&mut self, free: usize) -> Vec<Sending> {
+        let per_sub =
+            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
+        let mut taken: HashMap<i64, i32> = HashMap::new();
+        let mut out = Vec::new();
+        let mut idle_rounds = 0;
+        while out.len() < free && !self.turns.is_empty() && idle_rounds < self.turns.len() {
+            let Some(sub) = self.turns.pop_front() else {
+                break;
+            };
+            let busy = self.in_flight_per_sub.get(&sub).copied().unwrap_or(0)
+                + taken.get(&sub).copied().unwrap_or(0);
+            let queue = self.held.get_mut(&sub);
+            match queue {
+                Some(queue) if busy < per_sub => {
+                    if let Some(h) = queue.pop_front() {
+                        self.held_total -= 1;
+                        *taken.entry(sub).or_insert(0) += 1;
+                        idle_rounds = 0;
+                        if let Some(row) = self.rows.get(&h.inbox_id) {
+                            let (event_id, event_type) = row.events[h.event].clone();
+                            out.push(Sending {
+                                delivery_id: h.delivery_id,
+                                subscription_id: sub,
+                                origin: Origin::Inbox {
+                                    inbox_id: h.inbox_id,
+                                },
+                                table: row.table,
+                                event_id,
+                                event_type,
+                                created_at: row.queued_at,
+                                attempt: 1,
+                                round_attempt: 1,
+                                body: None,
+                                content_hash: None,
+                            });
+                        }
+                    }
+                    if queue.is_empty() {
+                        self.held.remove(&sub);
+                    } else {
+                        self.turns.push_back(sub);
+                    }
+                }
+                Some(_) => {
+                    // its share is taken: its turn comes again
+                    idle_rounds += 1;
+                    self.turns.push_back(sub);
+                }
+                None => {}
+            }
+        }
+        out
+    }
+
+    /// A delivery whose events table is locked now waits for a later turn: an inbox pair goes
+    /// back to its queue, a claimed log row (claimed, under its lease) to the deferred ones.
+    fn defer(&mut self, s: Sending) {
+        match s.origin {
+            Origin::Inbox { .. } => self.unhold(s),
+            Origin::Log { .. } => self.deferred.push(s),
+        }
+    }
+
+    /// Puts a taken pair back at the head of its subscription's queue.
+    fn unhold(&mut self, s: Sending) {
+        let Origin::Inbox { inbox_id } = s.origin else {
+            // a claimed log row stays claimed; its lease brings it back
+            return;
+        };
+        let Some(row) = self.rows.get(&inbox_id) else {
+            return;
+        };
+        let event = row
+            .events
+            .iter()
+            .position(|(id, _)| *id == s.event_id)
+            .unwrap_or(0);
+        let queue = self.held.entry(s.subscription_id).or_default();
+        if queue.is_empty() {
+            self.turns.push_front(s.subscription_id);
+        }
+        queue.push_front(Held {
+            delivery_id: s.delivery_id,
+            inbox_id,
+            event,
+            since: Instant::now(),
+        });
+        self.held_total += 1;
+    }
+
+    /// When the held pairs fill memory: the largest holder, if it has waited PUT_ASIDE_AFTER,
+    /// goes to the log (see PUT_ASIDE_AFTER).
+    fn put_aside_slow(&mut self) {
+        if self.held_total < MAX_HELD {
+            return;
+        }
+        let largest = self
+            .held
+            .iter()
+            .max_by_key(|(_, q)| q.len())
+            .filter(|(_, q)| {
+                q.front()
+                    .is_some_and(|h| h.since.elapsed() >= PUT_ASIDE_AFTER)
+            })
+            .map(|(sub, _)| *sub);
+        self.put_aside(largest.into_iter().collect());
+    }
+
+    /// What is held for a subscription paused since: the log keeps it for resume.
+    fn put_aside_paused(&mut self) {
+        let paused: Vec<i64> = self
+            .held
+            .keys()
+            .filter(|sub| self.subs.get(sub).is_some_and(|s| !s.enabled))
+            .copied()
+            .collect();
+        self.put_aside(paused);
+    }
+
+    fn put_aside(&mut self, subs: Vec<i64>) {
+        for sub in subs {
+            let Some(queue) = self.held.remove(&sub) else {
+                continue;
+            };
+            self.turns.retain(|s| *s != sub);
+            self.held_total -= queue.len();
+            for h in queue {
+                let Some(row) = self.rows.get(&h.inbox_id) else {
+                    continue;
+                };
+                let (event_id, event_type) = row.events[h.event].clone();
+                self.outcomes.push(Outcome {
+                    delivery_id: h.delivery_id,
+                    has_row: false,
+                    subscription_id: sub,
+                    event_table: row.table,
+                    event_id,
+                    event_type,
+                    created_at: row.queued_at,
+                    attempt: None,
+                    new_status: "pending",
+                    retry_in_ms: 0.0,
+                    last_error: None,
+                });
+                self.count_down(h.inbox_id);
+            }
+            self.log_due = true;
+        }
+    }
+
+    /// Renders each delivery of the batch and hands it to a sender; one that cannot be
+    /// rendered (or whose event is gone, or unreadable) fails at once, without HTTP.
+    /// Returns how many it handed to senders.
+    fn dispatch(&mut self, batch: Batch) -> usize {
+        let Batch { sending, events } = batch;
+        let mut submitted = 0;
+        let mut blocked_by = 0;
+        for s in sending {
+            let Some(state) = self.subs.get(&s.subscription_id) else {
+                self.finish_without_http(s, "cancelled", None, Some("subscription dropped"));
+                continue;
+            };
+            if state.dropped {
+                self.finish_without_http(s, "cancelled", None, Some("subscription dropped"));
+                continue;
+            }
+            let sub = Arc::clone(&state.sub);
+            let prefix = format!("msg_{}_{}", self.installation, s.delivery_id);
+            let ctx = Context {
+                webhook_id_prefix: &prefix,
+                timestamp: unix_seconds(SystemTime::now()),
+                unleash_url: &self.settings.unleash_url,
+            };
+            let max = self.settings.max_body_size;
+            let built = match events.get(&(s.table, s.event_id)) {
+                // The default body holds all of data, pre_data and tags: an event bigger than
+                // the limit is not rendered at all (once per subscription, it could take the
+                // worker's memory).
+                Some(Read::Locked(holder)) => {
+                    blocked_by = *holder;
+                    self.defer(s);
+                    continue;
+                }
+                Some(Read::Row(row)) if event_size(row) > max => Err((
+                    "too_large",
+                    format!(
+                        "the event is {} bytes, more than unleash_webhook.max_body_size ({max} bytes)",
+                        event_size(row)
+                    ),
+                )),
+                // A panic while rendering (a defect) costs this delivery, not the worker.
+                Some(Read::Row(row)) => {
+                    std::panic::catch_unwind(AssertUnwindSafe(|| request::build(&sub, row, &ctx)))
+                        .unwrap_or_else(|panic| {
+                            Err(request::RenderFailure(format!(
+                                "internal error while rendering: {}",
+                                pool::panic_message(&panic)
+                            )))
+                        })
+                        .map_err(|e| ("render", e.0))
+                }
+                Some(Read::Failed(e)) => Err(("event_unreadable", e.clone())),
+                None => Err((
+                    "event_missing",
+                    format!("event {} no longer exists in its events table", s.event_id),
+                )),
+            };
+            let built = match built {
+                Ok(b) if b.request.body.len() > max => Err((
+                    "too_large",
+                    format!(
+                        "the body is {} bytes, more than unleash_webhook.max_body_size ({max} bytes)",
+                        b.request.body.len()
+                    ),
+                )),
+                other => other,
+            };
+            let built = match built {
+                Ok(b) => b,
+                Err((class, message)) => {
+                    self.finish_without_http(s, "failed", Some(class), Some(&message));
+                    continue;
+                }
+            };
+            let mut s = s;
+            let store_body = match s.origin {
+                Origin::Inbox { .. } => true,
+                Origin::Log { has_body } => !has_body,
+            };
+            s.body = store_body.then(|| String::from_utf8_lossy(&built.request.body).into_owned());
+            s.content_hash = Some(built.content_hash);
+            let key = self.next_key;
+            self.next_key += 1;
+            let job = Job {
+                key,
+                request: built.request,
+                client: self.client.clone(),
+            };
+            let sub_id = s.subscription_id;
+            self.in_flight.insert(key, s);
+            match self.pool.submit(job, self.settings.max_concurrency) {
+                Ok(()) => {
+                    submitted += 1;
+                    *self.in_flight_per_sub.entry(sub_id).or_insert(0) += 1;
+                }
+                Err(e) => {
+                    log!("{NAME}: cannot hand a delivery to a sender: {e}");
+                    if let Some(s) = self.in_flight.remove(&key) {
+                        self.unhold(s);
+                    }
                 }
             }
-            outcomes.push(self.outcome_of(d));
         }
         if let Some(stats) = wake::stats() {
-            for o in &outcomes {
-                stats.attempts.fetch_add(1, Ordering::Relaxed);
-                let counter = match o.new_status {
-                    "delivered" => &stats.delivered,
-                    "pending" => &stats.retries,
-                    _ => &stats.failed,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
+            stats.blocked_by.store(blocked_by, Ordering::Relaxed);
+        }
+        if blocked_by != 0 {
+            self.note_error(format!(
+                "an events table is locked by pid {blocked_by} (an ALTER, DROP or migration in an open transaction): its deliveries wait, the others go on"
+            ));
+        }
+        submitted
+    }
+
+    /// A delivery that ends before any HTTP: cancelled, or failed (render error, event gone).
+    fn finish_without_http(
+        &mut self,
+        s: Sending,
+        status: &'static str,
+        class: Option<&str>,
+        error: Option<&str>,
+    ) {
+        if status == "failed"
+            && let Some(stats) = wake::stats()
+        {
+            stats.attempts.fetch_add(1, Ordering::Relaxed);
+            stats.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        let attempt = (status == "failed").then(|| queue::AttemptRecord {
+            number: s.attempt,
+            started_epoch: epoch_seconds(SystemTime::now()),
+            duration_ms: 0.0,
+            status_code: None,
+            error_class: class.map(str::to_string),
+            excerpt: None,
+            body: None,
+            content_hash: None,
+        });
+        self.push_outcome(s, attempt, status, 0.0, error.map(str::to_string));
+    }
+
+    fn push_outcome(
+        &mut self,
+        s: Sending,
+        mut attempt: Option<queue::AttemptRecord>,
+        status: &'static str,
+        retry_in_ms: f64,
+        mut error: Option<String>,
+    ) {
+        if let Origin::Inbox { inbox_id } = s.origin {
+            self.count_down(inbox_id);
+        }
+        // What an endpoint answers is stored and shown: never with our secrets in it.
+        if let Some(state) = self.subs.get(&s.subscription_id) {
+            let scrub = |t: &mut Option<String>| {
+                if let Some(text) = t.as_mut() {
+                    *text = http::scrub_secrets(text, &state.secrets);
+                }
+            };
+            scrub(&mut error);
+            if let Some(a) = attempt.as_mut() {
+                scrub(&mut a.excerpt);
             }
         }
-        outcomes
+        self.outcomes.push(Outcome {
+            delivery_id: s.delivery_id,
+            has_row: matches!(s.origin, Origin::Log { .. }),
+            subscription_id: s.subscription_id,
+            event_table: s.table,
+            event_id: s.event_id,
+            event_type: s.event_type,
+            created_at: s.created_at,
+            attempt,
+            new_status: status,
+            retry_in_ms,
+            last_error: error,
+        });
     }
 
-    fn write_outcomes(&mut self, outcomes: &[Outcome]) {
-        let plans = &mut self.plans;
-        if let Err(e) = txn("unleash_webhook: recording results", || {
-            queue::record(plans, outcomes)
-        }) {
-            // The rows stay 'sending' with a lease; they are sent again when it expires or the
-            // worker restarts. Losing the record of an attempt is allowed, losing a delivery not.
-            log!("{NAME}: could not record {} results: {e}", outcomes.len());
-            self.ready = false;
-            self.plans.reset();
+    /// Every finished attempt, turned into an outcome to write.
+    fn collect_results(&mut self) {
+        for done in self.pool.collect() {
+            // an attempt of an installation that is gone (forget_all) is not ours to record
+            let Some(s) = self.in_flight.remove(&done.key) else {
+                continue;
+            };
+            if let Some(n) = self.in_flight_per_sub.get_mut(&s.subscription_id) {
+                *n -= 1;
+                if *n <= 0 {
+                    self.in_flight_per_sub.remove(&s.subscription_id);
+                }
+            }
+            self.outcome_of(s, done);
         }
     }
 
-    fn outcome_of(&mut self, done: Done) -> Outcome {
+    fn outcome_of(&mut self, mut s: Sending, done: Done) {
         let Done {
-            ticket,
             started_at,
             attempt,
+            ..
         } = done;
         let verdict = http::classify(&attempt);
         let retries_left =
-            u32::try_from(ticket.round_attempt).unwrap_or(u32::MAX) <= self.settings.max_retries;
-        let (new_status, retry_in) = match verdict {
+            u32::try_from(s.round_attempt).unwrap_or(u32::MAX) <= self.settings.max_retries;
+        let (status, retry_in) = match verdict {
             Verdict::Delivered => ("delivered", Duration::ZERO),
             Verdict::Retry if retries_left => {
                 let delay = attempt
@@ -551,131 +1314,102 @@ impl Worker {
             }
             Verdict::Retry | Verdict::Fail => ("failed", Duration::ZERO),
         };
+        if let Some(stats) = wake::stats() {
+            stats.attempts.fetch_add(1, Ordering::Relaxed);
+            let counter = match status {
+                "delivered" => &stats.delivered,
+                "pending" => &stats.retries,
+                _ => &stats.failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         debug1!(
-            "{NAME}: delivery {} attempt {}: {} -> {new_status}",
-            ticket.delivery_id,
-            ticket.attempt,
+            "{NAME}: delivery {} attempt {}: {} -> {status}",
+            s.delivery_id,
+            s.attempt,
             attempt.status.map_or_else(
                 || attempt
                     .error_class
                     .map_or("error", |c| c.as_str())
                     .to_string(),
-                |s| s.to_string()
+                |code| code.to_string()
             )
         );
-        Outcome {
-            delivery_id: ticket.delivery_id,
-            attempt: ticket.attempt,
+        let record = queue::AttemptRecord {
+            number: s.attempt,
             started_epoch: epoch_seconds(started_at),
             duration_ms: attempt.duration.as_secs_f64() * 1000.0,
             status_code: attempt.status.map(i32::from),
             error_class: attempt.error_class.map(|c| c.as_str().to_string()),
-            error: attempt.error.clone(),
-            excerpt: Some(attempt.response_excerpt.clone()).filter(|s| !s.is_empty()),
-            new_status,
-            retry_in_ms: retry_in.as_secs_f64() * 1000.0,
-            body: ticket.body_to_store,
-        }
+            excerpt: Some(attempt.response_excerpt).filter(|e| !e.is_empty()),
+            body: s.body.take(),
+            content_hash: s.content_hash,
+        };
+        self.push_outcome(
+            s,
+            Some(record),
+            status,
+            retry_in.as_secs_f64() * 1000.0,
+            attempt.error,
+        );
     }
 
-    /// One turn of the loop, in one transaction: record what finished, claim what the free
-    /// sender slots allow, read those events; then hand the claims to the senders. Returns
-    /// true when the claim was limited by the slots, i.e. more may be due right now.
-    fn cycle(&mut self) -> bool {
-        let outcomes = self.finished_outcomes();
-        let free = self
-            .settings
-            .max_concurrency
-            .saturating_sub(self.pool.in_flight());
-        if free == 0 && outcomes.is_empty() && !self.flush_due {
-            return false;
-        }
-        let per_sub =
-            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
-        let room: HashMap<i64, i32> = self
-            .in_flight_per_sub
-            .iter()
-            .map(|(id, n)| (*id, per_sub - n))
-            .collect();
-        let known: HashMap<i64, i64> = self.subs.iter().map(|(id, c)| (*id, c.version)).collect();
-        // The lease outlives any attempt by a wide margin, so it only ever expires for a worker
-        // that died or stalled.
-        let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
-        let limit = i64::try_from(free).unwrap_or(i64::MAX);
-        let plans = &mut self.plans;
-        let flush = self.flush_due;
-        let mut has_inbox = self.has_inbox;
-        let mut flushed = None;
-        let result = txn("unleash_webhook: recording and claiming", || {
-            queue::record(plans, &outcomes)?;
-            if flush {
-                has_inbox = has_inbox || queue::has_inbox()?;
-                flushed = Some(if has_inbox {
-                    queue::flush_inbox(plans, FLUSH_BATCH)?
-                } else {
-                    0
-                });
+    /// Writes the outcomes and deletes the inbox rows they finish, in one transaction. When
+    /// that fails, each outcome is written on its own (in a subtransaction), so that one that
+    /// cannot be written costs only itself: it is written once more stripped to its status and
+    /// the reason, and if even that fails its inbox row stays (the delivery is sent again: at
+    /// least once, never lost).
+    fn write_outcomes(&mut self) {
+        let outcomes = std::mem::take(&mut self.outcomes);
+        let rows = std::mem::take(&mut self.finished_rows);
+        let mut plans = std::mem::take(&mut self.plans);
+        let result = txn("unleash_webhook: recording results", || {
+            for chunk in outcomes.chunks(RECORD_CHUNK) {
+                queue::record(&mut plans, chunk, &[])?;
             }
-            if limit == 0 {
-                return Ok((Vec::new(), HashMap::new()));
-            }
-            let claimed = queue::claim(plans, limit, per_sub, &room, lease_ms, &known)?;
-            if !claimed.is_empty() {
-                // What is claimed is about to be sent under its delivery's id: the commit must
-                // be durable (and on a synchronous standby) before any request leaves, or a
-                // crash could lose these ids and hand them to other events after the restart.
-                queue::commit_durably()?;
-            }
-            let mut by_table: HashMap<pg_sys::Oid, Vec<i64>> = HashMap::new();
-            for c in &claimed {
-                by_table.entry(c.event_table).or_default().push(c.event_id);
-            }
-            let mut events: HashMap<(pg_sys::Oid, i64), EventRow> = HashMap::new();
-            for (table, ids) in by_table {
-                for (id, row) in queue::read_events_kept(plans, table, &ids)? {
-                    events.insert((table, id), row);
+            queue::record(&mut plans, &[], &rows)
+        });
+        self.plans = plans;
+        let Err(e) = result else {
+            return;
+        };
+        log!(
+            "{NAME}: could not record {} results together ({e}); recording them one by one",
+            outcomes.len()
+        );
+        let mut plans = queue::Plans::default();
+        let result = txn("unleash_webhook: recording results one by one", || {
+            let mut kept_rows = Vec::new();
+            for o in &outcomes {
+                let Err(e) =
+                    queue::isolated(|| queue::record(&mut plans, std::slice::from_ref(o), &[]))
+                else {
+                    continue;
+                };
+                let bare = o.stripped(format!("the result could not be recorded: {e}"));
+                if let Err(e2) =
+                    queue::isolated(|| queue::record(&mut plans, std::slice::from_ref(&bare), &[]))
+                {
+                    warning!(
+                        "{NAME}: the result of delivery {} cannot be recorded ({e2}); it will be sent again",
+                        o.delivery_id
+                    );
+                    if !o.has_row {
+                        kept_rows.push(o.delivery_id / capture::PAIRS_PER_ROW as i64);
+                    }
                 }
             }
-            Ok((claimed, events))
+            let rows: Vec<i64> = rows
+                .iter()
+                .copied()
+                .filter(|r| !kept_rows.contains(r))
+                .collect();
+            queue::isolated(|| queue::record(&mut plans, &[], &rows))
         });
-        let (claimed, events) = match result {
-            Ok(v) => v,
-            Err(e) => {
-                // The attempts stay 'sending' with their lease and are sent again when it
-                // expires: losing the record of an attempt is allowed, losing a delivery not.
-                log!(
-                    "{NAME}: could not record {} results and claim: {e}",
-                    outcomes.len()
-                );
-                self.ready = false;
-                // A DROP or ALTER EXTENSION may have invalidated the kept plans.
-                self.plans.reset();
-                self.has_inbox = false;
-                return false;
-            }
-        };
-        self.has_inbox = has_inbox;
-        let more_inbox = flushed.is_some_and(|n| n >= i64::from(FLUSH_BATCH));
-        if flushed.is_some() {
-            self.flush_due = more_inbox;
-            self.last_flush = Some(Instant::now());
+        self.plans = plans;
+        if let Err(e) = result {
+            self.failed("record results", e);
         }
-        let count = claimed.len();
-        for c in claimed {
-            // One event usually goes to several subscriptions: look it up, do not take it.
-            let event = events.get(&(c.event_table, c.event_id));
-            self.dispatch(c, event);
-        }
-        if let Some(stats) = wake::stats() {
-            stats.in_flight.store(
-                i32::try_from(self.pool.in_flight()).unwrap_or(i32::MAX),
-                Ordering::Relaxed,
-            );
-            stats
-                .last_activity_us
-                .store(unix_micros(), Ordering::Relaxed);
-        }
-        more_inbox || (free > 0 && count >= free)
     }
 
     /// Deletes finished deliveries past the retention, at most once a second and in batches
@@ -683,27 +1417,36 @@ impl Worker {
     /// went (more is probably due).
     fn purge_old(&mut self) -> bool {
         let retention = self.settings.retention;
-        if retention.is_zero()
+        if !self.ready
+            || retention.is_zero()
             || self
                 .last_purge
                 .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
         {
             return false;
         }
+        // Now and then from the start again: a delivery that finished late (a long retry) sits
+        // before where the last scan went on from.
+        if self.purge_sweep.elapsed() > Duration::from_secs(600) {
+            self.purge_from = 0;
+            self.purge_sweep = Instant::now();
+        }
+        let from = self.purge_from;
         let result = txn("unleash_webhook: purging old deliveries", || {
-            queue::purge_finished(retention.as_secs_f64(), PURGE_BATCH)
+            queue::purge_finished(retention.as_secs_f64(), from, PURGE_BATCH)
         });
         match result {
-            Ok(n) => {
+            Ok((n, next)) => {
                 if let Some(stats) = wake::stats() {
                     stats
                         .purged
                         .fetch_add(u64::try_from(n).unwrap_or(0), Ordering::Relaxed);
                 }
-                let full = n >= PURGE_BATCH;
-                // A full batch: go again at once, the backlog is being worked off.
-                self.last_purge = if full { None } else { Some(Instant::now()) };
-                full
+                let more = next > from && n > 0;
+                self.purge_from = next;
+                // Went on: go again at once, a backlog is being worked off.
+                self.last_purge = if more { None } else { Some(Instant::now()) };
+                more
             }
             Err(e) => {
                 log!("{NAME}: could not purge old deliveries: {e}");
@@ -713,111 +1456,15 @@ impl Worker {
         }
     }
 
-    fn subscription(&mut self, c: &mut Claimed) -> Arc<Subscription> {
-        if let Some(cols) = c.sub.take() {
-            let sub = Arc::new(Subscription::new(
-                cols.url,
-                cols.content_type,
-                cols.authorization,
-                &cols.headers_json,
-                cols.body_template.as_deref(),
-                &cols.signing_secrets,
-            ));
-            self.subs.insert(
-                c.subscription_id,
-                CachedSub {
-                    version: c.sub_version,
-                    sub: Arc::clone(&sub),
-                },
-            );
-            return sub;
-        }
-        match self.subs.get(&c.subscription_id) {
-            Some(cached) => Arc::clone(&cached.sub),
-            // Cannot happen (the claim returns the columns when our version differs); an empty
-            // subscription makes the delivery fail visibly instead of panicking.
-            None => Arc::new(Subscription::new(
-                String::new(),
-                String::new(),
-                None,
-                "{}",
-                None,
-                &[],
-            )),
-        }
-    }
-
-    fn dispatch(&mut self, mut c: Claimed, event: Option<&EventRow>) {
-        let sub = self.subscription(&mut c);
-        let webhook_id = format!("msg_{}_{}", self.installation, c.delivery_id);
-        let ctx = Context {
-            webhook_id: &webhook_id,
-            timestamp: unix_seconds(SystemTime::now()),
-            unleash_url: &self.settings.unleash_url,
-        };
-        let built = match event {
-            Some(row) => request::build(&sub, row, &ctx).map_err(|e| ("render", e.0)),
-            None => Err((
-                "event_missing",
-                format!("event {} no longer exists in its events table", c.event_id),
-            )),
-        };
-        let request = match built {
-            Ok(r) => r,
-            Err((class, message)) => {
-                self.local_outcomes.push(Outcome {
-                    delivery_id: c.delivery_id,
-                    attempt: c.attempt,
-                    started_epoch: epoch_seconds(SystemTime::now()),
-                    duration_ms: 0.0,
-                    status_code: None,
-                    error_class: Some(class.to_string()),
-                    error: Some(message),
-                    excerpt: None,
-                    new_status: "failed",
-                    retry_in_ms: 0.0,
-                    body: None,
-                });
-                return;
-            }
-        };
-        let body_to_store = if c.has_body {
-            None
-        } else {
-            Some(String::from_utf8_lossy(&request.body).into_owned())
-        };
-        let ticket = Ticket {
-            delivery_id: c.delivery_id,
-            subscription_id: c.subscription_id,
-            attempt: c.attempt,
-            round_attempt: c.round_attempt,
-            body_to_store,
-            installation: Arc::clone(&self.installation),
-        };
-        let job = Job {
-            ticket,
-            request,
-            client: self.client.clone(),
-        };
-        match self.pool.submit(job, self.settings.max_concurrency) {
-            Ok(()) => *self.in_flight_per_sub.entry(c.subscription_id).or_insert(0) += 1,
-            // The row stays claimed; its lease brings it back.
-            Err(e) => log!(
-                "{NAME}: cannot hand delivery {} to a sender: {e}",
-                c.delivery_id
-            ),
-        }
-    }
-
     fn shutdown(&mut self) {
-        let finished = self.pool.shutdown(Instant::now() + SHUTDOWN_GRACE);
-        let left = self.pool.in_flight();
-        let mut outcomes = std::mem::take(&mut self.local_outcomes);
-        for d in finished {
-            outcomes.push(self.outcome_of(d));
+        for done in self.pool.shutdown(Instant::now() + SHUTDOWN_GRACE) {
+            if let Some(s) = self.in_flight.remove(&done.key) {
+                self.outcome_of(s, done);
+            }
         }
-        if self.ready && !outcomes.is_empty() {
-            self.write_outcomes(&outcomes);
+        let left = self.pool.in_flight();
+        if self.ready && !self.outcomes.is_empty() {
+            self.write_outcomes();
         }
         if left > 0 {
             log!(
@@ -825,6 +1472,67 @@ impl Worker {
             );
         }
     }
+}
+
+/// What of an event grows its body with it: its JSON columns.
+fn event_size(row: &EventRow) -> usize {
+    [&row.data, &row.pre_data, &row.tags]
+        .iter()
+        .map(|c| c.as_ref().map_or(0, String::len))
+        .sum()
+}
+
+/// Reads the events of `wanted`, a table at a time, each in a subtransaction: a table that
+/// cannot be read (retyped columns, a lock held too long, a row that does not convert) costs
+/// only its own deliveries. When a whole table's read fails, its events are read one by one,
+/// so that one bad row fails only its own deliveries, with the reason.
+fn read_events_isolated(
+    plans: &mut queue::Plans,
+    wanted: &[(pg_sys::Oid, i64)],
+) -> HashMap<(pg_sys::Oid, i64), Read> {
+    let mut by_table: HashMap<pg_sys::Oid, Vec<i64>> = HashMap::new();
+    for (table, id) in wanted {
+        let ids = by_table.entry(*table).or_default();
+        if !ids.contains(id) {
+            ids.push(*id);
+        }
+    }
+    let mut out = HashMap::with_capacity(wanted.len());
+    for (table, ids) in by_table {
+        if let Err(holder) = queue::try_lock_events_table(table) {
+            out.extend(ids.iter().map(|id| ((table, *id), Read::Locked(holder))));
+            continue;
+        }
+        match queue::isolated(|| queue::read_events(Some(&mut *plans), table, &ids)) {
+            Ok(rows) => {
+                out.extend(
+                    rows.into_iter()
+                        .map(|(id, row)| ((table, id), Read::Row(Box::new(row)))),
+                );
+            }
+            Err(table_error) => {
+                plans.forget_events(table);
+                for id in ids {
+                    match queue::isolated(|| queue::read_events(None, table, &[id])) {
+                        Ok(mut rows) => {
+                            if let Some(row) = rows.remove(&id) {
+                                out.insert((table, id), Read::Row(Box::new(row)));
+                            }
+                        }
+                        Err(e) => {
+                            // the row's own error when it has one, else the table's
+                            let why = if e.is_empty() { table_error.clone() } else { e };
+                            out.insert(
+                                (table, id),
+                                Read::Failed(format!("cannot read event {id}: {why}")),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+    out
 }
 
 fn unix_micros() -> i64 {

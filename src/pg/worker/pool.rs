@@ -6,54 +6,60 @@
 //! (`WaitLatchOrSocket`): a result is recorded as soon as it exists, without polling.
 //! No pgrx in here.
 
-use crate::http::{Attempt, Client, Request};
+use crate::http::{Attempt, Client, ErrorClass, Request};
+use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 /// One HTTP attempt to make.
 pub struct Job {
-    /// Carried through untouched, for the main thread to record the result.
-    pub ticket: Ticket,
+    /// Names the attempt for the main thread, which keeps what it needs to record it.
+    pub key: u64,
     pub request: Request,
     /// The client current when the job was made (a reload swaps it for new jobs only).
     pub client: Client,
 }
 
-/// What the main thread needs back to record an attempt.
-#[derive(Clone, Debug)]
-pub struct Ticket {
-    pub delivery_id: i64,
-    pub subscription_id: i64,
-    /// The attempt's number over the delivery's whole life (1-based).
-    pub attempt: i32,
-    /// The attempt's number in the current round (reset by redeliver), for the retry rule.
-    pub round_attempt: i32,
-    /// The rendered body, stored with the first attempt only.
-    pub body_to_store: Option<String>,
-    /// The extension installation the delivery belongs to: a result that comes back after a
-    /// DROP/CREATE EXTENSION must not be written onto the new tables' rows of the same id.
-    pub installation: std::sync::Arc<str>,
-}
-
 /// A finished attempt.
 pub struct Done {
-    pub ticket: Ticket,
+    pub key: u64,
     pub started_at: SystemTime,
     pub attempt: Attempt,
 }
 
+/// The jobs not yet taken. A thread that finishes an attempt takes the next job here without
+/// sleeping if there is one: at full load no thread waits between attempts, and the main
+/// thread wakes one sleeper per job only when some are idle.
+struct Queue {
+    jobs: Mutex<Jobs>,
+    ready: Condvar,
+}
+
+struct Jobs {
+    waiting: VecDeque<Job>,
+    open: bool,
+}
+
+/// What the sender threads share to report back: the results, and the socket that wakes the
+/// main thread. `wake_pending` says a byte is already on its way, so that a burst of results
+/// costs one write and one wake-up, not one per result.
+struct Reporter {
+    results: Sender<Done>,
+    wake: UnixStream,
+    wake_pending: AtomicBool,
+}
+
 /// A fixed-purpose thread pool that grows on demand up to the concurrency setting.
 pub struct Pool {
-    jobs: Option<Sender<Job>>,
-    job_queue: Arc<Mutex<Receiver<Job>>>,
-    results_tx: Sender<Done>,
+    queue: Arc<Queue>,
+    reporter: Arc<Reporter>,
     results: Receiver<Done>,
-    wake_tx: Arc<UnixStream>,
     wake_rx: UnixStream,
     threads: Vec<JoinHandle<()>>,
     in_flight: usize,
@@ -62,17 +68,24 @@ pub struct Pool {
 impl Pool {
     /// Creates the pool with no threads yet.
     pub fn new() -> std::io::Result<Pool> {
-        let (jobs, job_rx) = mpsc::channel();
         let (results_tx, results) = mpsc::channel();
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
         Ok(Pool {
-            jobs: Some(jobs),
-            job_queue: Arc::new(Mutex::new(job_rx)),
-            results_tx,
+            queue: Arc::new(Queue {
+                jobs: Mutex::new(Jobs {
+                    waiting: VecDeque::new(),
+                    open: true,
+                }),
+                ready: Condvar::new(),
+            }),
+            reporter: Arc::new(Reporter {
+                results: results_tx,
+                wake: wake_tx,
+                wake_pending: AtomicBool::new(false),
+            }),
             results,
-            wake_tx: Arc::new(wake_tx),
             wake_rx,
             threads: Vec::new(),
             in_flight: 0,
@@ -94,36 +107,45 @@ impl Pool {
         if self.threads.len() < max_threads.max(1) && self.threads.len() <= self.in_flight {
             self.spawn()?;
         }
-        let Some(jobs) = &self.jobs else {
-            return Err(std::io::Error::other("pool is shut down"));
-        };
-        jobs.send(job)
-            .map_err(|_| std::io::Error::other("every sender thread has exited"))?;
+        {
+            let mut jobs = self
+                .queue
+                .jobs
+                .lock()
+                .map_err(|_| std::io::Error::other("a sender thread panicked"))?;
+            if !jobs.open {
+                return Err(std::io::Error::other("pool is shut down"));
+            }
+            jobs.waiting.push_back(job);
+        }
+        self.queue.ready.notify_one();
         self.in_flight += 1;
         Ok(())
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
-        let queue = Arc::clone(&self.job_queue);
-        let results = self.results_tx.clone();
-        let wake = Arc::clone(&self.wake_tx);
+        let queue = Arc::clone(&self.queue);
+        let reporter = Arc::clone(&self.reporter);
         let handle = std::thread::Builder::new()
             .name(format!("unleash_webhook sender {}", self.threads.len() + 1))
-            .spawn(move || sender_loop(&queue, &results, &wake))?;
+            .spawn(move || sender_loop(&queue, &reporter))?;
         self.threads.push(handle);
         Ok(())
     }
 
     /// Takes every finished attempt that is waiting, without blocking.
     pub fn collect(&mut self) -> Vec<Done> {
-        // Empty the wake socket first: a byte written after this point belongs to a result
-        // that the loop below may miss, and will wake the main thread again.
+        // Empty the socket, then clear the flag, then take the results, in this order: a
+        // sender that finds the flag clear writes a byte after the socket was emptied, which
+        // wakes the main thread again; one that found it set sent its result before the flag
+        // was cleared, so the loop below takes it.
         let mut buf = [0u8; 256];
         while let Ok(n) = (&self.wake_rx).read(&mut buf) {
             if n == 0 {
                 break;
             }
         }
+        self.reporter.wake_pending.swap(false, Ordering::SeqCst);
         let mut out = Vec::new();
         while let Ok(done) = self.results.try_recv() {
             out.push(done);
@@ -136,8 +158,14 @@ impl Pool {
     /// finished. Threads still blocked in HTTP are left to die with the process: their rows
     /// stay claimed and are sent again after the restart.
     pub fn shutdown(&mut self, deadline: Instant) -> Vec<Done> {
-        self.jobs = None;
         let mut out = Vec::new();
+        if let Ok(mut jobs) = self.queue.jobs.lock() {
+            jobs.open = false;
+            // Jobs no thread has taken are not sent: they are dropped as never attempted.
+            self.in_flight = self.in_flight.saturating_sub(jobs.waiting.len());
+            jobs.waiting.clear();
+        }
+        self.queue.ready.notify_all();
         while self.in_flight > 0 && Instant::now() < deadline {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.results.recv_timeout(wait) {
@@ -152,19 +180,43 @@ impl Pool {
     }
 }
 
-fn sender_loop(queue: &Mutex<Receiver<Job>>, results: &Sender<Done>, wake: &UnixStream) {
+/// The next job, sleeping while there is none; `None` once the pool is shut down.
+fn next_job(queue: &Queue) -> Option<Job> {
+    let mut jobs = queue.jobs.lock().ok()?;
     loop {
-        // Hold the lock only to take a job, never while sending.
-        let job = match queue.lock() {
-            Ok(rx) => rx.recv(),
-            Err(_) => return,
-        };
-        let Ok(job) = job else { return };
+        if let Some(job) = jobs.waiting.pop_front() {
+            return Some(job);
+        }
+        if !jobs.open {
+            return None;
+        }
+        jobs = queue.ready.wait(jobs).ok()?;
+    }
+}
+
+fn sender_loop(queue: &Queue, reporter: &Reporter) {
+    while let Some(job) = next_job(queue) {
         let started_at = SystemTime::now();
-        let attempt = job.client.send(&job.request);
-        if results
+        // A panic in the HTTP stack ends as this attempt's failure: the thread and the main
+        // thread's count of attempts in flight stay right.
+        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            job.client.send(&job.request)
+        }))
+        .unwrap_or_else(|panic| Attempt {
+            status: None,
+            error_class: Some(ErrorClass::Other),
+            error: Some(format!(
+                "internal error in the HTTP client: {}",
+                panic_message(&panic)
+            )),
+            response_excerpt: String::new(),
+            duration: started_at.elapsed().unwrap_or_default(),
+            retry_after: None,
+        });
+        if reporter
+            .results
             .send(Done {
-                ticket: job.ticket,
+                key: job.key,
                 started_at,
                 attempt,
             })
@@ -172,11 +224,24 @@ fn sender_loop(queue: &Mutex<Receiver<Job>>, results: &Sender<Done>, wake: &Unix
         {
             return;
         }
+        // One byte per burst: the main thread clears the flag before it drains the results.
+        if reporter.wake_pending.swap(true, Ordering::SeqCst) {
+            continue;
+        }
         // A full socket buffer already guarantees a wake-up; nothing else can fail here.
-        if let Err(e) = (&*wake).write(&[1])
+        if let Err(e) = (&reporter.wake).write(&[1])
             && e.kind() != ErrorKind::WouldBlock
         {
             return;
         }
     }
+}
+
+/// What a caught panic said, if it said it with a string.
+pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_string())
 }
