@@ -54,6 +54,59 @@ def test_worker_is_visible(db):
     assert row == ("unleash_webhook", "unleash_webhook")
 
 
+@pytest.mark.core
+def test_a_commit_wakes_the_worker_at_once(db, cluster, sink):
+    """The COMMIT that queues a delivery sets the worker's latch (src/pg/wake.rs, which finds
+    it by the worker's PGPROC number, read per version in src/pg/compat.rs). With the backstop
+    poll at a minute, each of five events, one commit each, must arrive within seconds."""
+    cluster.reload(db, poll_interval="60s")
+    create(db, "wake", sink.url("/wake"), ["t-wake"])
+    # (the wait begun before the reload may still end at the old 1 s backstop: the first event
+    # proves nothing alone)
+    for n in range(1, 6):
+        start = time.monotonic()
+        insert_events(db, [("t-wake", None, None, None)])
+        assert len(sink.wait_for("/wake", n, timeout=10)) == n, f"event {n} was not sent at once"
+        assert time.monotonic() - start < 5
+
+
+@pytest.mark.core
+def test_an_insert_matches_the_subscriptions_its_snapshot_sees(db, cluster, sink):
+    """The trigger keeps the subscriptions it read for as long as the snapshot stays the same
+    (src/pg/capture.rs, SnapshotKey); the key names the transaction by its local id, read per
+    version in src/pg/compat.rs. Two transactions of one session that import one exported
+    snapshot and have made the same number of their own changes differ in that id alone: the
+    second must not match a subscription the first created, which its snapshot does not see."""
+    create(db, "snap-other", sink.url("/snap-other"), ["t-snap-other"])
+    exporter = cluster.connect()
+    session = cluster.connect()
+    try:
+        exporter.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        snapshot = exporter.execute("SELECT pg_export_snapshot()").fetchone()[0]
+
+        def in_snapshot(subscription, types):
+            session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            session.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            create(session, subscription, sink.url("/" + subscription), types)
+            [event] = insert_events(session, [("t-snap", None, None, None)])
+            session.execute("COMMIT")
+            return event
+
+        first = in_snapshot("snap", ["t-snap"])
+        # the same snapshot, the same own changes, the subscription above out of its sight
+        second = in_snapshot("snap-late", ["t-snap-none"])
+    finally:
+        exporter.close()
+        session.close()
+    assert [json.loads(r.body)["id"] for r in sink.wait_for("/snap", 1)] == [first]
+    # a later event arriving shows that the worker has turned what those two queued into
+    # deliveries: the second event has none for "snap"
+    insert_events(db, [("t-snap-other", None, None, None)])
+    assert len(sink.wait_for("/snap-other", 1)) == 1
+    assert [r for r in deliveries(db, "snap") if r[1] == second] == []
+    assert [json.loads(r.body)["id"] for r in sink.on("/snap")] == [first]
+
+
 def unleash_tables_in_schema(cluster, schema):
     """Unleash's tables in a schema of their own (a second Unleash, as DATABASE_SCHEMA allows),
     with the capture trigger attached: events whose ids clash with no other test's."""
