@@ -107,30 +107,32 @@ ALTER TABLE unleash_webhook._inbox SET (autovacuum_vacuum_scale_factor = 0,
 -- redeliver()) -> sending (claimed, lease_until) -> ... Only those two states are indexed, so a
 -- delivery that succeeds at once costs one heap row and one primary-key entry.
 CREATE TABLE unleash_webhook._deliveries (
+    -- 8-byte columns first, then 4-byte ones, then the texts: no alignment padding between
+    -- them (about 20 bytes a row, written to the WAL with every delivery)
     id               bigint PRIMARY KEY,
     subscription_id  bigint NOT NULL,
-    event_table      regclass NOT NULL,
     event_id         bigint NOT NULL,
-    event_type       text NOT NULL,
-    status           text NOT NULL
-                     CHECK (status IN ('pending', 'sending', 'delivered', 'failed', 'cancelled')),
-    attempts         integer NOT NULL DEFAULT 0,   -- every attempt ever made
-    round_attempts   integer NOT NULL DEFAULT 0,   -- attempts since queued or redelivered
+    created_at       timestamptz NOT NULL,         -- when the event was captured
     next_attempt_at  timestamptz,
     lease_until      timestamptz,
-    created_at       timestamptz NOT NULL,         -- when the event was captured
     delivered_at     timestamptz,
     finished_at      timestamptz,
-    last_status_code integer,
-    last_error       text,
-    request_body     text,                          -- the body as first sent
     -- the last attempt (the earlier ones are rows of _attempts)
     last_attempt_at  timestamptz,
     last_duration_ms double precision,
-    last_error_class text,
-    last_excerpt     text,
     -- what the last request's webhook-id ends with (see the deliveries view)
-    content_hash     bigint
+    content_hash     bigint,
+    event_table      regclass NOT NULL,
+    attempts         integer NOT NULL DEFAULT 0,   -- every attempt ever made
+    round_attempts   integer NOT NULL DEFAULT 0,   -- attempts since queued or redelivered
+    last_status_code integer,
+    request_body     text,                          -- the body as first sent
+    event_type       text NOT NULL,
+    status           text NOT NULL
+                     CHECK (status IN ('pending', 'sending', 'delivered', 'failed', 'cancelled')),
+    last_error_class text,
+    last_error       text,
+    last_excerpt     text
 );
 -- Claims walk this per subscription; it holds only unfinished rows, so it stays small however
 -- long the log grows, and a delivery that never waits is never in it.

@@ -35,10 +35,11 @@ stop_ours() {
 trap stop_ours EXIT
 
 # Runs the suite on one version: $1 the version, $2 "all" or "core" (the end-to-end tests
-# marked core). Appends the version's timings to $timings.
+# marked core), then pytest's arguments. Appends the version's timings to $timings.
 timings=$UW_TMPDIR/timings
 run_on() {
     local n=$1 scope=$2 t0 t1 t2
+    shift 2
     use_pg "$n"
     t0=$(date +%s)
     local pgdata=$UW_TMPDIR/pgrx-$n
@@ -60,20 +61,20 @@ run_on() {
 
     echo "== PostgreSQL $n: installing the extension into its private tree"
     cargo pgrx install --pg-config "$PG_CONFIG" >/dev/null
-    local marker=()
+    local selected=$#
     if [ "$scope" = all ]; then
         echo "== PostgreSQL $n: benchmark smoke run (seconds, debug build; the full run is bash tests/bench/run.sh)"
         cargo build --release --quiet --manifest-path tests/bench/sink/Cargo.toml
         "$VENV/bin/python" tests/bench/bench.py --quick --no-targets --sink "$CARGO_TARGET_DIR/release/uw-bench-sink"
     else
-        marker=(-m core)
+        set -- -m core "$@"
     fi
 
-    echo "== PostgreSQL $n: end-to-end${marker:+ (core)} (real clusters, real HTTP)"
+    echo "== PostgreSQL $n: end-to-end ($scope; real clusters, real HTTP)"
     local rc=0
-    (cd tests/e2e && "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs "${marker[@]}" "${ARGS[@]}") || rc=$?
+    (cd tests/e2e && "$VENV/bin/python" -m pytest -q -p no:cacheprovider -rs "$@") || rc=$?
     # 5: no test selected, which a -k of the caller's may do to the core; without one, a failure
-    if ((rc != 0)) && ! ((rc == 5 && ${#ARGS[@]})); then
+    if ((rc != 0)) && ! ((rc == 5 && selected)); then
         return "$rc"
     fi
     t2=$(date +%s)
@@ -82,11 +83,11 @@ run_on() {
 }
 
 if [ -n "$PG_GIVEN" ]; then
-    run_on "$PG_GIVEN" all
+    run_on "$PG_GIVEN" all "${ARGS[@]}"
 else
-    run_on "$PG_DEFAULT" all
+    run_on "$PG_DEFAULT" all "${ARGS[@]}"
     for n in "${PG_VERSIONS[@]}"; do
-        [ "$n" = "$PG_DEFAULT" ] || run_on "$n" core
+        [ "$n" = "$PG_DEFAULT" ] || run_on "$n" core "${ARGS[@]}"
     done
 fi
 echo "== time per PostgreSQL version"

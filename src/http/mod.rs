@@ -244,8 +244,8 @@ impl Client {
             .timeout_connect(Some(cfg.connect_timeout))
             .max_idle_connections_per_host(cfg.max_idle_per_host)
             // A webhook worker talks to a handful of endpoints; bound the
-            // whole pool in proportion to the per-host limit.
-            .max_idle_connections(cfg.max_idle_per_host.saturating_mul(16))
+            // whole pool (file descriptors) in proportion to the per-host limit.
+            .max_idle_connections(cfg.max_idle_per_host.saturating_mul(4))
             .max_idle_age(MAX_IDLE_AGE)
             .build();
 

@@ -26,6 +26,7 @@ static DESTINATION_ALLOWLIST: GucSetting<Option<CString>> =
 static RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 24 * 3600);
 static VACUUM_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(10);
 static MAX_BODY_SIZE_KB: GucSetting<i32> = GucSetting::<i32>::new(4 * 1024);
+static WORKER_NICE: GucSetting<i32> = GucSetting::<i32>::new(10);
 
 /// Registers the settings. Called from `_PG_init` only while preloading, because
 /// `database_name` is a postmaster setting and those cannot be created later.
@@ -95,6 +96,16 @@ pub fn init() {
         &MAX_CONCURRENCY,
         1,
         1024,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"unleash_webhook.worker_nice",
+        c"CPU priority (nice value) of the worker and its sender threads.",
+        c"When the CPU is busy, Unleash's own queries come first: 0 is PostgreSQL's own priority, 19 the lowest. An idle machine delivers as fast at any value. Raising it applies at once; lowering it needs the worker to be started again (an unprivileged process cannot raise its own priority).",
+        &WORKER_NICE,
+        0,
+        19,
         GucContext::Sighup,
         GucFlags::default(),
     );
@@ -245,6 +256,7 @@ pub struct WorkerSettings {
     /// Zero: leave the queue to autovacuum.
     pub vacuum_interval: Duration,
     pub max_body_size: usize,
+    pub nice: i32,
 }
 
 /// Reads the current values (call again after `ProcessConfigFile`).
@@ -265,6 +277,7 @@ pub fn worker_settings() -> WorkerSettings {
         retention: Duration::from_secs(u64::try_from(RETENTION_S.get()).unwrap_or(0)),
         vacuum_interval: Duration::from_secs(u64::try_from(VACUUM_INTERVAL_S.get()).unwrap_or(0)),
         max_body_size: count(&MAX_BODY_SIZE_KB).saturating_mul(1024),
+        nice: WORKER_NICE.get(),
     }
 }
 

@@ -351,7 +351,19 @@ pub fn subscriptions(plans: &mut Plans) -> Result<Vec<SubscriptionRow>, String> 
     .map_err(err)
 }
 
-const CLAIM_SQL: &str = "WITH subs AS (
+// `swept`: what a dropped subscription still had in the log. drop_subscription cancels its
+// pending and sending rows, but an attempt in flight at that moment (a timeout, then a retry)
+// is recorded after it, as pending, and no claim would ever take it: cancelled here instead.
+const CLAIM_SQL: &str = "WITH swept AS (
+                 UPDATE unleash_webhook._deliveries d
+                    SET status = 'cancelled', finished_at = pg_catalog.now(),
+                        next_attempt_at = NULL, lease_until = NULL,
+                        last_error = 'subscription dropped'
+                   FROM unleash_webhook._subscriptions s
+                  WHERE s.dropped_at IS NOT NULL AND d.subscription_id = s.id
+                    AND d.status IN ('pending', 'sending')
+                    AND (d.status = 'pending' OR d.lease_until < pg_catalog.now())
+             ), subs AS (
                  SELECT s.id, coalesce(r.room, $2) AS room
                    FROM unleash_webhook._subscriptions s
                    LEFT JOIN unnest($3::pg_catalog.int8[], $4::pg_catalog.int4[]) AS r(sub, room)

@@ -16,6 +16,7 @@ import re
 import statistics
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -45,9 +46,13 @@ class Targets:
         self.check(what, fmt.format(value), f">= {fmt.format(limit)}", value >= limit)
 
 
-# WAL bytes per delivery before issue #17's work, to which its target (a third) refers:
-# `bash tests/bench/run.sh` on main at 1fa3902, 2026-12-04, this machine kind (2 cores).
-WAL_PER_DELIVERY_BEFORE = None
+# WAL per delivery before issue #17's work, to which its target (a third) refers, for 1 and 10
+# subscriptions: (all WAL, the extension's share), printed by this benchmark's throughput runs
+# with 0.2.0 installed (commit 1fa3902: `cargo pgrx install --release` from a checkout of it,
+# then `python tests/bench/bench.py --no-targets --sink ...` from this one), 2026-12-07, on the
+# 2-core development machine. WAL bytes do not depend on the machine's speed.
+WAL_PER_DELIVERY_BEFORE = {1: (2_728, 1_732), 10: (2_077, 1_977)}
+BEFORE_HOW = "0.2.0, measured 2026-12-07 by this benchmark"
 
 
 def cpu_seconds(pid):
@@ -119,20 +124,37 @@ def latency(conn, sink, n, rate):
     return lat, n - len(lat)
 
 
+def insert_rows(batch):
+    return ",".join(["('feature-created', 'bench', 'default', 'production', 'f', "
+                     "'{\"name\": \"f\", \"enabled\": true}')"] * batch)
+
+
+def insert_events(conn, table, n, batch):
+    rows = insert_rows(batch)
+    for _ in range(n // batch):
+        conn.execute(f"INSERT INTO {table} (type, created_by, project, environment, "
+                     f"feature_name, data) VALUES {rows}")
+
+
+def prepare_plain(cluster, dbname="unleash"):
+    """plain.events: Unleash's events table (with Unleash's own trigger) without ours."""
+    cluster.psql_file_sql("DROP SCHEMA IF EXISTS plain CASCADE; CREATE SCHEMA plain; "
+                          "SET search_path = plain; "
+                          + (UNLEASH_FIXTURES / "events-table.sql").read_text(), dbname)
+
+
 def throughput(conn, sink, n, subs, batch=200):
     """n events in INSERTs of `batch` rows, delivered to `subs` subscriptions: deliveries per
     second from the first INSERT to the last receipt, and the worker's CPU time (all threads)
-    and the WAL written, per delivery, from the first INSERT to the last result recorded."""
+    and the WAL written, per delivery, from the first INSERT to the last result recorded.
+    Then the same INSERTs into plain.events (no extension): the WAL that Unleash's own table
+    writes for them, so that the extension's share is what remains."""
     sink.get("/reset")
     wait_settled(conn, 60)
     pid = conn.execute("SELECT unleash_webhook.worker_pid()").fetchone()[0]
-    rows = ",".join(["('feature-created', 'bench', 'default', 'production', 'f', "
-                     "'{\"name\": \"f\", \"enabled\": true}')"] * batch)
     cpu0, wal0 = cpu_seconds(pid), wal_lsn(conn)
     start = time.time()
-    for _ in range(n // batch):
-        conn.execute("INSERT INTO events (type, created_by, project, environment, feature_name, "
-                     f"data) VALUES {rows}")
+    insert_events(conn, "events", n, batch)
     inserted = time.time()
     ok = wait_count(sink, n * subs, 300)
     got = sink.dump()
@@ -140,8 +162,12 @@ def throughput(conn, sink, n, subs, batch=200):
     total = sink.count()
     wait_settled(conn, 60)
     cpu, wal = cpu_seconds(pid) - cpu0, wal_lsn(conn) - wal0
+    plain0 = wal_lsn(conn)
+    insert_events(conn, "plain.events", n, batch)
+    plain = wal_lsn(conn) - plain0
     return {"total": total, "secs": end - start, "insert_secs": inserted - start, "ok": ok,
-            "cpu_us": cpu / max(total, 1) * 1e6, "wal_bytes": wal / max(total, 1)}
+            "cpu_us": cpu / max(total, 1) * 1e6, "wal_bytes": wal / max(total, 1),
+            "wal_ours": (wal - plain) / max(total, 1), "wal_plain_event": plain / n}
 
 
 def storage(conn):
@@ -161,8 +187,9 @@ def storage(conn):
 def print_throughput(what, r):
     print(f"throughput {what}: {r['total']} deliveries in {r['secs']:.2f} s = "
           f"{r['total'] / r['secs']:,.0f}/s (inserting took {r['insert_secs']:.2f} s); worker CPU "
-          f"{r['cpu_us']:.0f} us and WAL {r['wal_bytes']:,.0f} bytes per delivery"
-          f"{'' if r['ok'] else '  INCOMPLETE'}")
+          f"{r['cpu_us']:.0f} us and WAL {r['wal_bytes']:,.0f} bytes per delivery, of which the "
+          f"extension's {r['wal_ours']:,.0f} (the same INSERTs without it: "
+          f"{r['wal_plain_event']:,.0f} bytes per event){'' if r['ok'] else '  INCOMPLETE'}")
 
 
 def isolation(conn, sink, n, rate):
@@ -193,6 +220,10 @@ def isolation(conn, sink, n, rate):
     for name in ["iso-hang"] + [f"iso-{i}" for i in range(5)]:
         conn.execute("SELECT unleash_webhook.drop_subscription(%s)", (name,))
     return lat
+
+
+# Unleash's INSERTs in the capture benchmarks: pgbench with this many connections (issue #17).
+CAPTURE_CLIENTS = 2
 
 
 def capture(cluster, dbname, seconds, clients, rows_per_statement, table):
@@ -232,9 +263,7 @@ def capture_ratio(cluster, conn, dbname, rows, rounds, seconds):
     a copy of it without the trigger, in `dbname`, measured alternately so that drift hits both."""
     # both tables start empty (nothing is pending: the worker has delivered what it had)
     wait_settled(conn, 600)
-    cluster.psql_file_sql("DROP SCHEMA IF EXISTS plain CASCADE; CREATE SCHEMA plain; "
-                          "SET search_path = plain; "
-                          + (UNLEASH_FIXTURES / "events-table.sql").read_text(), dbname)
+    prepare_plain(cluster, dbname)
     ours, plain = [], []
 
     def run(table):
@@ -242,7 +271,7 @@ def capture_ratio(cluster, conn, dbname, rows, rounds, seconds):
         # checkpoint: one landing inside a run (full-page writes after it) would otherwise tilt
         # the comparison by 10%
         cluster.psql_file_sql(f"TRUNCATE {table}; CHECKPOINT", dbname)
-        return capture(cluster, dbname, seconds, 4, rows, table)
+        return capture(cluster, dbname, seconds, CAPTURE_CLIENTS, rows, table)
 
     for _ in range(rounds):
         plain.append(run("plain.events"))
@@ -253,8 +282,108 @@ def capture_ratio(cluster, conn, dbname, rows, rounds, seconds):
 
 
 def print_capture(ours, plain, rows, what):
-    print(f"capture   4 clients, {rows:>2}-row INSERTs, 10 subscriptions, {what}: "
+    print(f"capture   {CAPTURE_CLIENTS} clients, {rows:>2}-row INSERTs, 10 subscriptions, {what}: "
           f"{ours:,.0f} rows/s with the trigger, {plain:,.0f} without: ratio {ours / plain:.2f}")
+
+
+def dump_all(sink):
+    """Every POST the sink has: (event id, receipt time in s)."""
+    out = []
+    for line in sink.get("/dump").splitlines():
+        i, t = line.split()
+        out.append((int(i), int(t) / 1e9))
+    return out
+
+
+def bulk(cluster, conn, sink, n, steady_rate=100):
+    """One INSERT statement of n events for one subscription (an import or a bulk archive),
+    while 3 other subscriptions receive single events at steady_rate/s from another client:
+    how soon after its COMMIT the first bulk delivery arrives, the others' latency meanwhile,
+    and the rate at which the bulk is delivered."""
+    subs = [("bulk", "bulk-import")] + [(f"steady-{i}", "steady") for i in range(3)]
+    for name, kind in subs:
+        conn.execute("SELECT unleash_webhook.create_subscription(%s, %s, ARRAY[%s])",
+                     (name, f"http://127.0.0.1:{sink.port}/{name}", kind))
+    wait_settled(conn, 60)
+    sink.get("/reset")
+    steady_conn = cluster.connect()
+    committed, stop = {}, []
+
+    def steady():
+        next_at = time.time()
+        while not stop:
+            now = time.time()
+            if now < next_at:
+                time.sleep(next_at - now)
+            next_at += 1.0 / steady_rate
+            (eid,) = steady_conn.execute("INSERT INTO events (type, created_by) VALUES "
+                                         "('steady', 'bench') RETURNING id").fetchone()
+            committed[eid] = time.time()
+
+    thread = threading.Thread(target=steady)
+    thread.start()
+    try:
+        time.sleep(0.5)  # steady traffic before the bulk, as in a live Unleash
+        bulk_start = time.time()
+        with conn.transaction():
+            first = conn.execute(
+                "INSERT INTO events (type, created_by, project, feature_name, data) "
+                "SELECT 'bulk-import', 'bench', 'default', 'f' || g, "
+                "json_build_object('name', 'f' || g) FROM generate_series(1, %s) g "
+                "RETURNING id", (n,)).fetchall()
+        commit = time.time()
+        bulk_ids = {r[0] for r in first}
+        ok = wait_until_count(sink, lambda got: sum(1 for i, _ in got if i in bulk_ids) >= n, 300)
+        time.sleep(0.5)  # steady traffic after the bulk too
+    finally:
+        stop.append(True)
+        thread.join()
+        steady_conn.close()
+    wait_count(sink, n + 3 * len(committed), 30)
+    got = dump_all(sink)
+    bulk_times = sorted(t for i, t in got if i in bulk_ids)
+    during = [(t - committed[i]) * 1000 for i, t in got
+              if i in committed and bulk_start <= committed[i] <= bulk_times[-1]]
+    for name, _ in subs:
+        conn.execute("SELECT unleash_webhook.drop_subscription(%s)", (name,))
+    return {"ok": ok and len(bulk_times) == n, "first_ms": (bulk_times[0] - commit) * 1000,
+            "rate": n / (bulk_times[-1] - commit), "steady": during,
+            "steady_missing": 3 * len(committed) - sum(1 for i, _ in got if i in committed)}
+
+
+def wait_until_count(sink, pred, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred(dump_all(sink)):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def first_event(cluster, conn, sink):
+    """Commit to receipt of the first event after CREATE EXTENSION, and after a restart of the
+    server (ms)."""
+    sink.get("/reset")
+    url = f"http://127.0.0.1:{sink.port}/first"
+    conn.execute("DROP EXTENSION unleash_webhook CASCADE")
+    conn.execute("CREATE EXTENSION unleash_webhook")
+    conn.execute("SELECT unleash_webhook.create_subscription('first', %s, ARRAY['first'])", (url,))
+
+    def one(conn):
+        (eid,) = conn.execute("INSERT INTO events (type, created_by) VALUES ('first', 'bench') "
+                              "RETURNING id").fetchone()
+        at = time.time()
+        if not wait_until_count(sink, lambda got: any(i == eid for i, _ in got), 30):
+            return float("inf")
+        return (min(t for i, t in dump_all(sink) if i == eid) - at) * 1000
+
+    after_create = one(conn)
+    conn.close()
+    cluster.stop()
+    cluster.start()
+    conn = cluster.wait_connect()
+    after_restart = one(conn)
+    return conn, after_create, after_restart
 
 
 def wait_settled(conn, timeout):
@@ -307,6 +436,7 @@ def soak(cluster, conn, sink, total, batch=1000):
               f"{rss / 1024:.0f} MiB")
         prev_n, prev_t = n, t
     print(f"soak last 100k vs first 100k: {rates[-1] / rates[0]:.2f}")
+    return rates[-1] / rates[0]
 
 
 def main():
@@ -314,7 +444,8 @@ def main():
     ap.add_argument("--sink", required=True)
     ap.add_argument("--quick", action="store_true", help="a few seconds: the CI smoke run")
     ap.add_argument("--extra", action="store_true",
-                    help="also the isolation and capture-overhead benchmarks")
+                    help="also the isolation, bulk, capture-overhead, first-event and 1M soak "
+                         "benchmarks: every figure of the README's table, in one run")
     ap.add_argument("--capture", action="store_true",
                     help="only the capture-overhead benchmark, without the worker delivering")
     ap.add_argument("--soak", type=int, default=0, metavar="N",
@@ -345,6 +476,7 @@ def main():
                 print_capture(*capture_ratio(cluster, conn, "capture", rows, 5, 10), rows,
                               "capture only")
             return
+        prepare_plain(cluster)
         # warm up: connections, caches
         latency(conn, sink, 20, 200)
 
@@ -372,8 +504,12 @@ def main():
             targets.at_most(f"worker CPU per delivery (us), {subs} subscription(s)", r["cpu_us"],
                             70, "{:.0f}")
             if WAL_PER_DELIVERY_BEFORE:
-                targets.at_most(f"WAL per delivery (bytes), {subs} subscription(s)",
-                                r["wal_bytes"], WAL_PER_DELIVERY_BEFORE / 3, "{:,.0f}")
+                all_before, ours_before = WAL_PER_DELIVERY_BEFORE[subs]
+                print(f"  WAL per delivery, {subs} subscription(s): all {r['wal_bytes']:,.0f} "
+                      f"bytes (before: {all_before:,}), the extension's {r['wal_ours']:,.0f} "
+                      f"(before: {ours_before:,}; {BEFORE_HOW})")
+                targets.at_most(f"the extension's WAL per delivery (bytes), {subs} "
+                                "subscription(s)", r["wal_ours"], ours_before / 3, "{:,.0f}")
         # the endpoint has every request; the worker records the last results a moment later
         wait_settled(conn, 10)
         failed = conn.execute("SELECT count(*) FROM unleash_webhook.deliveries "
@@ -388,16 +524,39 @@ def main():
             print(f"isolation 1 endpoint hanging, 5 healthy, 500 events at 50/s: healthy "
                   f"p50 {statistics.median(lat):.2f} ms  p99 {pct(lat, 99):.2f} ms  "
                   f"max {max(lat):.2f} ms  ({len(lat)} deliveries)")
+            b = bulk(cluster, conn, sink, 100_000)
+            print(f"bulk      one INSERT of 100,000 events for 1 subscription, 3 others at "
+                  f"100 events/s meanwhile: first bulk delivery {b['first_ms']:.1f} ms after "
+                  f"COMMIT, all at {b['rate']:,.0f}/s; the others p50 "
+                  f"{statistics.median(b['steady']):.2f} ms  p99 {pct(b['steady'], 99):.2f} ms  "
+                  f"max {max(b['steady']):.2f} ms ({len(b['steady'])} deliveries, missing: "
+                  f"{b['steady_missing']}){'' if b['ok'] else '  INCOMPLETE'}")
+            targets.at_most("bulk: first delivery after COMMIT (ms)", b["first_ms"], 100, "{:.1f}")
+            targets.at_most("bulk: other subscriptions' p99 (ms)", pct(b["steady"], 99), 10)
+            targets.at_least("bulk: deliveries/s", b["rate"], 15_000, "{:,.0f}")
+            lost = lost or b["steady_missing"] or not b["ok"]
             # the same table without our trigger, for the capture overhead: first what the
             # trigger costs, then the same while the worker delivers all it queues
             prepare_capture_db(cluster, sink.port)
             # (while delivering, single-row only: 10 s of 10-row INSERTs to 10 subscriptions
             # is 3 minutes of delivering per round)
-            for dbname, what, rounds, sizes in (("capture", "capture only", 5, (1, 10)),
-                                                ("unleash", "worker delivering", 3, (1,))):
+            for dbname, what, rounds, sizes, target in (
+                    ("capture", "capture only", 5, (1, 10), 0.90),
+                    ("unleash", "worker delivering", 3, (1,), 0.85)):
                 for rows in sizes:
-                    print_capture(*capture_ratio(cluster, conn, dbname, rows, rounds, 10), rows,
-                                  what)
+                    ours, plain = capture_ratio(cluster, conn, dbname, rows, rounds, 10)
+                    print_capture(ours, plain, rows, what)
+                    targets.at_least(f"INSERT rate with / without the extension, {rows}-row "
+                                     f"INSERTs, {what}", ours / plain, target)
+            conn, after_create, after_restart = first_event(cluster, conn, sink)
+            print(f"first     event after CREATE EXTENSION: delivered {after_create:.1f} ms after "
+                  f"COMMIT; after a restart of the server: {after_restart:.1f} ms")
+            targets.at_most("first event after CREATE EXTENSION (ms)", after_create, 50, "{:.1f}")
+            targets.at_most("first event after a restart (ms)", after_restart, 50, "{:.1f}")
+            conn.execute("SELECT unleash_webhook.create_subscription('bench-1', %s, "
+                         "ARRAY['feature-created'])", (f"http://127.0.0.1:{sink.port}/hook",))
+            flat = soak(cluster, conn, sink, 1_000_000)
+            targets.at_least("soak: last 100k / first 100k", flat, 0.9)
         print(f"not delivered at the end: {failed}")
         if failed or lost or not all(r["ok"] for r in runs.values()):
             sys.exit(1)

@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source tests/env.sh "$@"
+# the arguments but --pg N, for bench.py
+set -- "${ARGS[@]}"
 cargo pgrx install --release --pg-config "$PG_CONFIG" >/dev/null
 cargo build --release --quiet --manifest-path tests/bench/sink/Cargo.toml
-"$VENV/bin/python" tests/bench/bench.py --sink "$CARGO_TARGET_DIR/release/uw-bench-sink" "${ARGS[@]}"
+"$VENV/bin/python" -u tests/bench/bench.py --sink "$CARGO_TARGET_DIR/release/uw-bench-sink" "$@"

@@ -220,6 +220,14 @@ def make_unleash_cluster(extension_version=None, **kw):
     """A cluster with Unleash's database and events table, and the extension created in it
     (at `extension_version`, default the newest the tree has)."""
     c = Cluster(**kw)
+    setup_unleash(c)
+    return c
+
+
+def setup_unleash(c):
+    """Unleash's database with its events table and the extension, in the running primary `c`
+    (a Cluster, or anything with its connect, psql_file and log); returns once the worker
+    serves it."""
     with c.connect("postgres") as conn:
         conn.execute("CREATE DATABASE unleash")
     c.psql_file(UNLEASH_FIXTURES / "events-table.sql")
@@ -232,7 +240,6 @@ def make_unleash_cluster(extension_version=None, **kw):
         # within a few seconds; wait for that.
         if not wait_until(lambda: worker_pid(conn), timeout=30):
             raise RuntimeError("the worker did not start:\n" + c.log())
-    return c
 
 
 @pytest.fixture(scope="session")

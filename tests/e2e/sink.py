@@ -22,6 +22,7 @@ class Received:
     at: float
     echo: bytes = b""  # what an echoing reply sent back
     answered: float = 0.0  # when the reply went out (0 while it has not)
+    peer: tuple = ()  # the sender's (address, port): which process sent it can be looked up
 
     def header(self, name):
         for k, v in self.headers:
@@ -66,7 +67,8 @@ class Sink:
                     # The sender went away mid-request (e.g. killed): nothing was delivered.
                     self.close_connection = True
                     return
-                rec = Received("POST", self.path, list(self.headers.items()), body, time.time())
+                rec = Received("POST", self.path, list(self.headers.items()), body, time.time(),
+                               peer=self.client_address)
                 reply = sink._next_reply(self.path)
                 if reply.echo:
                     rec.echo = (self.requestline + "\r\n" + str(self.headers)).encode() + body

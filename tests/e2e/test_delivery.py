@@ -266,6 +266,82 @@ def test_hanging_endpoint_does_not_delay_others(db, cluster, sink):
     assert errors == {"timeout"}
 
 
+def most_at_once(received):
+    """The most requests the endpoint was answering at the same moment."""
+    edges = sorted([(r.at, 1) for r in received] + [(r.answered, -1) for r in received],
+                   key=lambda e: (e[0], e[1]))
+    now = peak = 0
+    for _, step in edges:
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def test_concurrency_per_subscription_is_what_the_endpoint_sees(db, cluster, sink):
+    """The worker queues requests ahead of its senders; the endpoint still never sees more of
+    one subscription's requests at once than max_concurrency_per_subscription, and a
+    subscription at its limit does not hold back another."""
+    cluster.reload(db, max_concurrency_per_subscription="2")
+    for path in ("/conc-a", "/conc-b"):
+        sink.script(path, Reply(200, delay=0.2))
+    create(db, "conc-a", sink.url("/conc-a"), ["t-conc"])
+    create(db, "conc-b", sink.url("/conc-b"), ["t-conc"])
+    insert_events(db, [("t-conc", None, None, None)] * 10)
+    got = {p: sink.wait_for(p, 10) for p in ("/conc-a", "/conc-b")}
+    assert wait_until(lambda: all(r.answered for rs in got.values() for r in rs))
+    assert [len(rs) for rs in got.values()] == [10, 10]
+    # each at its limit, exactly, and both at once
+    assert [most_at_once(rs) for rs in got.values()] == [2, 2]
+    assert most_at_once(got["/conc-a"] + got["/conc-b"]) == 4
+
+
+def thread_nice(pid):
+    """The nice value of each thread of a process (/proc/PID/task/TID/stat, field 19)."""
+    import os
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as f:
+            out[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+    return out
+
+
+def test_worker_yields_the_cpu_to_unleash(db, cluster, sink):
+    """The worker and its senders run at unleash_webhook.worker_nice (10 by default), so that
+    Unleash's own queries come first on a busy machine; a reload raises it at once, for every
+    thread."""
+    create(db, "nice", sink.url("/nice"), ["t-nice"])
+    insert_events(db, [("t-nice", None, None, None)] * 20)
+    assert len(sink.wait_for("/nice", 20)) == 20
+    pid = worker_pid(db)
+    nice = thread_nice(pid)
+    assert len(nice) > 1 and set(nice.values()) == {10}, nice
+    cluster.reload(db, worker_nice="15")
+    insert_events(db, [("t-nice", None, None, None)] * 20)
+    assert len(sink.wait_for("/nice", 40)) == 40
+    assert set(thread_nice(pid).values()) == {15}, thread_nice(pid)
+    # lowering needs a new worker process: said in the log, nothing else changes
+    log_before = len(cluster.log())
+    cluster.reload(db, worker_nice="0")
+    assert "takes effect when the worker starts again" in cluster.log()[log_before:]
+    insert_events(db, [("t-nice", None, None, None)])
+    assert len(sink.wait_for("/nice", 41)) == 41
+
+
+def test_drop_with_attempts_in_flight_leaves_nothing_pending(db, cluster, sink):
+    """An attempt in flight when its subscription is dropped ends after the drop (here: a
+    timeout, which would be retried): the delivery ends cancelled, not pending for ever."""
+    cluster.reload(db, timeout="1s", retry_delay="0")
+    sink.script("/dropped", Reply(200, delay=3))
+    create(db, "dropped", sink.url("/dropped"), ["t-dropped"])
+    insert_events(db, [("t-dropped", None, None, None)] * 3)
+    assert len(sink.wait_for("/dropped", 3)) == 3
+    db.execute("SELECT unleash_webhook.drop_subscription('dropped')")
+    # the timeouts come back after the drop; within a claim turn they are cancelled
+    assert wait_until(lambda: [r[2] for r in deliveries(db, "dropped")] == ["cancelled"] * 3,
+                      timeout=15), deliveries(db, "dropped")
+    assert all(r[3] == 1 for r in deliveries(db, "dropped"))
+
+
 def test_rolled_back_insert_sends_nothing(db, sink, cluster):
     create(db, "rollback", sink.url("/rollback"), ["t-rollback", "t-after"])
     with cluster.connect() as conn:

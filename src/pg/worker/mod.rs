@@ -7,7 +7,9 @@
 //! timeout }. No transaction is ever open while HTTP is in flight. A Postgres error inside a
 //! transaction is caught, logged and rolled back: it costs one batch, never the worker.
 
+mod held;
 mod pool;
+mod send;
 
 use crate::core::event_json::EventRow;
 use crate::core::request::{self, Context, Subscription};
@@ -200,7 +202,7 @@ fn describe(s: &WorkerSettings) -> String {
         "max_retries={} retry_delay={}ms timeout={}ms connect_timeout={}ms max_concurrency={} \
          max_concurrency_per_subscription={} ca_file={} poll_interval={}ms http_proxy={} \
          destination_allowlist={} retention={}s vacuum_interval={}s max_body_size={}kB \
-         unleash_url={}",
+         worker_nice={} unleash_url={}",
         s.max_retries,
         s.retry_delay.as_millis(),
         s.timeout.as_millis(),
@@ -223,8 +225,19 @@ fn describe(s: &WorkerSettings) -> String {
         s.retention.as_secs(),
         s.vacuum_interval.as_secs(),
         s.max_body_size / 1024,
+        s.nice,
         s.unleash_url
     )
+}
+
+/// The worker's CPU priority, for its main thread and its senders (see worker_nice).
+fn apply_nice(nice: i32) {
+    if let Err(e) = pool::set_process_nice(nice) {
+        log!(
+            "{NAME}: unleash_webhook.worker_nice = {nice} not applied ({e}): lowering the value \
+             takes effect when the worker starts again"
+        );
+    }
 }
 
 fn client_config(s: &WorkerSettings) -> ClientConfig {
@@ -239,7 +252,10 @@ fn client_config(s: &WorkerSettings) -> ClientConfig {
         total_timeout: s.timeout,
         extra_ca_file: s.ca_file.as_ref().map(Into::into),
         proxy: s.http_proxy.clone(),
-        max_idle_per_host: s.max_concurrency_per_subscription.max(4),
+        // Every sender may hold a connection to the same host (many subscriptions often
+        // share one endpoint): fewer idle slots than senders means a connection closed and
+        // opened again per request, a TIME_WAIT socket each, at full load.
+        max_idle_per_host: s.max_concurrency.max(4),
         destination_policy,
     }
 }
@@ -374,6 +390,15 @@ const PUT_ASIDE_AFTER: Duration = Duration::from_secs(5);
 /// stored bodies.
 const RECORD_CHUNK: usize = 500;
 /// How often the worker looks at the log for due rows when nothing told it some are there.
+/// How far the main thread fills the senders' queue ahead of them: this many times the
+/// concurrency, per subscription and in all. The pool runs no more than the concurrency at once
+/// (per subscription too); the rest wait in its queue, so that a sender that finishes takes the
+/// next request at once instead of sleeping until the main thread's next turn (two context
+/// switches per delivery at full load).
+const LOOKAHEAD: usize = 2;
+/// See run(): a pause of the main thread while this many requests wait for a sender.
+const COALESCE_WHEN_QUEUED: usize = 8;
+const COALESCE_FOR: Duration = Duration::from_micros(300);
 const LOG_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 impl Worker {
@@ -389,6 +414,9 @@ impl Worker {
             }
         };
         let pool = Pool::new().map_err(|e| format!("cannot create the sender socket: {e}"))?;
+        if settings.nice != 0 {
+            apply_nice(settings.nice);
+        }
         // SAFETY: TopMemoryContext lives for the process; the set is used only by this thread
         // and the latch and socket it watches outlive it.
         let wait_set = unsafe {
@@ -486,6 +514,12 @@ impl Worker {
             self.vacuums
                 .tick(self.settings.vacuum_interval, row_changes());
             if more || more_to_purge {
+                // The senders still have queued requests to take: let results gather for a
+                // moment, so that a turn (three transactions) records and hands out many at
+                // once rather than a few. Nothing waits on it: the senders are busy meanwhile.
+                if self.pool.waiting() >= COALESCE_WHEN_QUEUED {
+                    std::thread::sleep(COALESCE_FOR);
+                }
                 continue;
             }
             self.wait(self.next_timeout());
@@ -608,6 +642,9 @@ impl Worker {
                 Err(e) => log!("{NAME}: the HTTP client keeps its previous trust: {e}"),
             }
         }
+        if settings.nice != self.settings.nice {
+            apply_nice(settings.nice);
+        }
         log!("{NAME}: configuration reloaded ({})", describe(&settings));
         self.settings = settings;
     }
@@ -661,10 +698,7 @@ impl Worker {
         if !self.ready {
             return false;
         }
-        let free = self
-            .settings
-            .max_concurrency
-            .saturating_sub(self.pool.in_flight());
+        let free = self.window().saturating_sub(self.pool.in_flight());
         let load = self.inbox_due && self.held_total < MAX_HELD;
         let claim = self.log_due && free > 0;
         if !load && !claim && (free == 0 || self.held_total == 0) {
@@ -694,9 +728,22 @@ impl Worker {
         // more inbox to read, or senders free while deliveries are held
         self.inbox_due
             || !self.outcomes.is_empty()
-            || (sent > 0
-                && self.held_total > 0
-                && self.pool.in_flight() < self.settings.max_concurrency)
+            || (sent > 0 && self.held_total > 0 && self.pool.in_flight() < self.window())
+    }
+
+    /// Attempts the pool may hold at once, running or queued (see LOOKAHEAD).
+    fn window(&self) -> usize {
+        self.settings.max_concurrency.saturating_mul(LOOKAHEAD)
+    }
+
+    /// The same per subscription.
+    fn window_per_sub(&self) -> i32 {
+        i32::try_from(
+            self.settings
+                .max_concurrency_per_subscription
+                .saturating_mul(LOOKAHEAD),
+        )
+        .unwrap_or(i32::MAX)
     }
 
     /// The read side of a turn: new inbox rows and the subscriptions; then due log rows and
@@ -711,8 +758,7 @@ impl Worker {
     ) -> Result<(usize, Batch), String> {
         let loaded_ids: Vec<i64> = self.rows.keys().copied().collect();
         let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
-        let per_sub =
-            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
+        let per_sub = self.window_per_sub();
         let mut loaded = 0;
         if load || claim {
             let mut plans = std::mem::take(&mut self.plans);
@@ -869,549 +915,6 @@ impl Worker {
         self.subs.retain(|id, _| seen.contains(id));
     }
 
-    /// Takes an inbox row: its pairs wait in memory for a sender, except those of a dropped
-    /// subscription (cancelled) or a paused one (written to the log as pending, where resume
-    /// finds them), and those recorded before a restart. The row is deleted with the outcome
-    /// of its last held pair (or now, with these outcomes, if none is held).
-    fn hold(&mut self, row: queue::InboxRow) {
-        let now = Instant::now();
-        let mut held = 0;
-        for (i, &(event, sub)) in row.pairs.iter().enumerate() {
-            let delivery_id = row.delivery_id(i);
-            if row.done.contains(&delivery_id) {
-                continue;
-            }
-            let state = self.subs.get(&sub).map(|s| (s.enabled, s.dropped));
-            let (status, error) = match state {
-                Some((true, false)) => {
-                    let queue = self.held.entry(sub).or_default();
-                    if queue.is_empty() {
-                        self.turns.push_back(sub);
-                    }
-                    queue.push_back(Held {
-                        delivery_id,
-                        inbox_id: row.id,
-                        event,
-                        since: now,
-                    });
-                    self.held_total += 1;
-                    held += 1;
-                    continue;
-                }
-                Some((false, false)) => ("pending", None),
-                // dropped, or deleted from the table by hand
-                _ => ("cancelled", Some("subscription dropped".to_string())),
-            };
-            self.log_due |= status == "pending";
-            self.outcomes.push(Outcome {
-                delivery_id,
-                has_row: false,
-                subscription_id: sub,
-                event_table: row.event_table,
-                event_id: row.events[event].0,
-                event_type: row.events[event].1.clone(),
-                created_at: row.queued_at,
-                attempt: None,
-                new_status: status,
-                retry_in_ms: 0.0,
-                last_error: error,
-            });
-        }
-        if held == 0 {
-            self.finished_rows.push(row.id);
-            return;
-        }
-        self.rows.insert(
-            row.id,
-            HeldRow {
-                table: row.event_table,
-                queued_at: row.queued_at,
-                events: row.events,
-                left: held,
-            },
-        );
-    }
-
-    /// One pair of an inbox row has its outcome: when it was the last, the row goes with it.
-    fn count_down(&mut self, inbox_id: i64) {
-        if let Some(row) = self.rows.get_mut(&inbox_id) {
-            row.left = row.left.saturating_sub(1);
-            if row.left == 0 {
-                self.rows.remove(&inbox_id);
-                self.finished_rows.push(inbox_id);
-            }
-        }
-    }
-
-    /// Takes up to `free` held pairs, a subscription at a time in turn, each within its share
-    /// of the senders.
-    fn take_held(&mut self, free: usize) -> Vec<Sending> {
-        let per_sub =
-            i32::try_from(self.settings.max_concurrency_per_subscription).unwrap_or(i32::MAX);
-        let mut taken: HashMap<i64, i32> = HashMap::new();
-        let mut out = Vec::new();
-        let mut idle_rounds = 0;
-        while out.len() < free && !self.turns.is_empty() && idle_rounds < self.turns.len() {
-            let Some(sub) = self.turns.pop_front() else {
-                break;
-            };
-            let busy = self.in_flight_per_sub.get(&sub).copied().unwrap_or(0)
-                + taken.get(&sub).copied().unwrap_or(0);
-            let queue = self.held.get_mut(&sub);
-            match queue {
-                Some(queue) if busy < per_sub => {
-                    if let Some(h) = queue.pop_front() {
-                        self.held_total -= 1;
-                        *taken.entry(sub).or_insert(0) += 1;
-                        idle_rounds = 0;
-                        if let Some(row) = self.rows.get(&h.inbox_id) {
-                            let (event_id, event_type) = row.events[h.event].clone();
-                            out.push(Sending {
-                                delivery_id: h.delivery_id,
-                                subscription_id: sub,
-                                origin: Origin::Inbox {
-                                    inbox_id: h.inbox_id,
-                                },
-                                table: row.table,
-                                event_id,
-                                event_type,
-                                created_at: row.queued_at,
-                                attempt: 1,
-                                round_attempt: 1,
-                                body: None,
-                                content_hash: None,
-                            });
-                        }
-                    }
-                    if queue.is_empty() {
-                        self.held.remove(&sub);
-                    } else {
-                        self.turns.push_back(sub);
-                    }
-                }
-                Some(_) => {
-                    // its share is taken: its turn comes again
-                    idle_rounds += 1;
-                    self.turns.push_back(sub);
-                }
-                None => {}
-            }
-        }
-        out
-    }
-
-    /// A delivery whose events table is locked now waits for a later turn: an inbox pair goes
-    /// back to its queue, a claimed log row (claimed, under its lease) to the deferred ones.
-    fn defer(&mut self, s: Sending) {
-        match s.origin {
-            Origin::Inbox { .. } => self.unhold(s),
-            Origin::Log { .. } => self.deferred.push(s),
-        }
-    }
-
-    /// Puts a taken pair back at the head of its subscription's queue.
-    fn unhold(&mut self, s: Sending) {
-        let Origin::Inbox { inbox_id } = s.origin else {
-            // a claimed log row stays claimed; its lease brings it back
-            return;
-        };
-        let Some(row) = self.rows.get(&inbox_id) else {
-            return;
-        };
-        let event = row
-            .events
-            .iter()
-            .position(|(id, _)| *id == s.event_id)
-            .unwrap_or(0);
-        let queue = self.held.entry(s.subscription_id).or_default();
-        if queue.is_empty() {
-            self.turns.push_front(s.subscription_id);
-        }
-        queue.push_front(Held {
-            delivery_id: s.delivery_id,
-            inbox_id,
-            event,
-            since: Instant::now(),
-        });
-        self.held_total += 1;
-    }
-
-    /// When the held pairs fill memory: the largest holder, if it has waited PUT_ASIDE_AFTER,
-    /// goes to the log (see PUT_ASIDE_AFTER).
-    fn put_aside_slow(&mut self) {
-        if self.held_total < MAX_HELD {
-            return;
-        }
-        let largest = self
-            .held
-            .iter()
-            .max_by_key(|(_, q)| q.len())
-            .filter(|(_, q)| {
-                q.front()
-                    .is_some_and(|h| h.since.elapsed() >= PUT_ASIDE_AFTER)
-            })
-            .map(|(sub, _)| *sub);
-        self.put_aside(largest.into_iter().collect());
-    }
-
-    /// What is held for a subscription paused since: the log keeps it for resume.
-    fn put_aside_paused(&mut self) {
-        let paused: Vec<i64> = self
-            .held
-            .keys()
-            .filter(|sub| self.subs.get(sub).is_some_and(|s| !s.enabled))
-            .copied()
-            .collect();
-        self.put_aside(paused);
-    }
-
-    fn put_aside(&mut self, subs: Vec<i64>) {
-        for sub in subs {
-            let Some(queue) = self.held.remove(&sub) else {
-                continue;
-            };
-            self.turns.retain(|s| *s != sub);
-            self.held_total -= queue.len();
-            for h in queue {
-                let Some(row) = self.rows.get(&h.inbox_id) else {
-                    continue;
-                };
-                let (event_id, event_type) = row.events[h.event].clone();
-                self.outcomes.push(Outcome {
-                    delivery_id: h.delivery_id,
-                    has_row: false,
-                    subscription_id: sub,
-                    event_table: row.table,
-                    event_id,
-                    event_type,
-                    created_at: row.queued_at,
-                    attempt: None,
-                    new_status: "pending",
-                    retry_in_ms: 0.0,
-                    last_error: None,
-                });
-                self.count_down(h.inbox_id);
-            }
-            self.log_due = true;
-        }
-    }
-
-    /// Renders each delivery of the batch and hands it to a sender; one that cannot be
-    /// rendered (or whose event is gone, or unreadable) fails at once, without HTTP.
-    /// Returns how many it handed to senders.
-    fn dispatch(&mut self, batch: Batch) -> usize {
-        let Batch { sending, events } = batch;
-        let mut submitted = 0;
-        let mut blocked_by = 0;
-        for s in sending {
-            let Some(state) = self.subs.get(&s.subscription_id) else {
-                self.finish_without_http(s, "cancelled", None, Some("subscription dropped"));
-                continue;
-            };
-            if state.dropped {
-                self.finish_without_http(s, "cancelled", None, Some("subscription dropped"));
-                continue;
-            }
-            let sub = Arc::clone(&state.sub);
-            let prefix = format!("msg_{}_{}", self.installation, s.delivery_id);
-            let ctx = Context {
-                webhook_id_prefix: &prefix,
-                timestamp: unix_seconds(SystemTime::now()),
-                unleash_url: &self.settings.unleash_url,
-            };
-            let max = self.settings.max_body_size;
-            let built = match events.get(&(s.table, s.event_id)) {
-                // The default body holds all of data, pre_data and tags: an event bigger than
-                // the limit is not rendered at all (once per subscription, it could take the
-                // worker's memory).
-                Some(Read::Locked(holder)) => {
-                    blocked_by = *holder;
-                    self.defer(s);
-                    continue;
-                }
-                Some(Read::Row(row)) if event_size(row) > max => Err((
-                    "too_large",
-                    format!(
-                        "the event is {} bytes, more than unleash_webhook.max_body_size ({max} bytes)",
-                        event_size(row)
-                    ),
-                )),
-                // A panic while rendering (a defect) costs this delivery, not the worker.
-                Some(Read::Row(row)) => {
-                    std::panic::catch_unwind(AssertUnwindSafe(|| request::build(&sub, row, &ctx)))
-                        .unwrap_or_else(|panic| {
-                            Err(request::RenderFailure(format!(
-                                "internal error while rendering: {}",
-                                pool::panic_message(&panic)
-                            )))
-                        })
-                        .map_err(|e| ("render", e.0))
-                }
-                Some(Read::Failed(e)) => Err(("event_unreadable", e.clone())),
-                None => Err((
-                    "event_missing",
-                    format!("event {} no longer exists in its events table", s.event_id),
-                )),
-            };
-            let built = match built {
-                Ok(b) if b.request.body.len() > max => Err((
-                    "too_large",
-                    format!(
-                        "the body is {} bytes, more than unleash_webhook.max_body_size ({max} bytes)",
-                        b.request.body.len()
-                    ),
-                )),
-                other => other,
-            };
-            let built = match built {
-                Ok(b) => b,
-                Err((class, message)) => {
-                    self.finish_without_http(s, "failed", Some(class), Some(&message));
-                    continue;
-                }
-            };
-            let mut s = s;
-            let store_body = match s.origin {
-                Origin::Inbox { .. } => true,
-                Origin::Log { has_body } => !has_body,
-            };
-            s.body = store_body.then(|| String::from_utf8_lossy(&built.request.body).into_owned());
-            s.content_hash = Some(built.content_hash);
-            let key = self.next_key;
-            self.next_key += 1;
-            let job = Job {
-                key,
-                request: built.request,
-                client: self.client.clone(),
-            };
-            let sub_id = s.subscription_id;
-            self.in_flight.insert(key, s);
-            match self.pool.submit(job, self.settings.max_concurrency) {
-                Ok(()) => {
-                    submitted += 1;
-                    *self.in_flight_per_sub.entry(sub_id).or_insert(0) += 1;
-                }
-                Err(e) => {
-                    log!("{NAME}: cannot hand a delivery to a sender: {e}");
-                    if let Some(s) = self.in_flight.remove(&key) {
-                        self.unhold(s);
-                    }
-                }
-            }
-        }
-        if let Some(stats) = wake::stats() {
-            stats.blocked_by.store(blocked_by, Ordering::Relaxed);
-        }
-        if blocked_by != 0 {
-            self.note_error(format!(
-                "an events table is locked by pid {blocked_by} (an ALTER, DROP or migration in an open transaction): its deliveries wait, the others go on"
-            ));
-        }
-        submitted
-    }
-
-    /// A delivery that ends before any HTTP: cancelled, or failed (render error, event gone).
-    fn finish_without_http(
-        &mut self,
-        s: Sending,
-        status: &'static str,
-        class: Option<&str>,
-        error: Option<&str>,
-    ) {
-        if status == "failed"
-            && let Some(stats) = wake::stats()
-        {
-            stats.attempts.fetch_add(1, Ordering::Relaxed);
-            stats.failed.fetch_add(1, Ordering::Relaxed);
-        }
-        let attempt = (status == "failed").then(|| queue::AttemptRecord {
-            number: s.attempt,
-            started_epoch: epoch_seconds(SystemTime::now()),
-            duration_ms: 0.0,
-            status_code: None,
-            error_class: class.map(str::to_string),
-            excerpt: None,
-            body: None,
-            content_hash: None,
-        });
-        self.push_outcome(s, attempt, status, 0.0, error.map(str::to_string));
-    }
-
-    fn push_outcome(
-        &mut self,
-        s: Sending,
-        mut attempt: Option<queue::AttemptRecord>,
-        status: &'static str,
-        retry_in_ms: f64,
-        mut error: Option<String>,
-    ) {
-        if let Origin::Inbox { inbox_id } = s.origin {
-            self.count_down(inbox_id);
-        }
-        // What an endpoint answers is stored and shown: never with our secrets in it.
-        if let Some(state) = self.subs.get(&s.subscription_id) {
-            let scrub = |t: &mut Option<String>| {
-                if let Some(text) = t.as_mut() {
-                    *text = http::scrub_secrets(text, &state.secrets);
-                }
-            };
-            scrub(&mut error);
-            if let Some(a) = attempt.as_mut() {
-                scrub(&mut a.excerpt);
-            }
-        }
-        self.outcomes.push(Outcome {
-            delivery_id: s.delivery_id,
-            has_row: matches!(s.origin, Origin::Log { .. }),
-            subscription_id: s.subscription_id,
-            event_table: s.table,
-            event_id: s.event_id,
-            event_type: s.event_type,
-            created_at: s.created_at,
-            attempt,
-            new_status: status,
-            retry_in_ms,
-            last_error: error,
-        });
-    }
-
-    /// Every finished attempt, turned into an outcome to write.
-    fn collect_results(&mut self) {
-        for done in self.pool.collect() {
-            // an attempt of an installation that is gone (forget_all) is not ours to record
-            let Some(s) = self.in_flight.remove(&done.key) else {
-                continue;
-            };
-            if let Some(n) = self.in_flight_per_sub.get_mut(&s.subscription_id) {
-                *n -= 1;
-                if *n <= 0 {
-                    self.in_flight_per_sub.remove(&s.subscription_id);
-                }
-            }
-            self.outcome_of(s, done);
-        }
-    }
-
-    fn outcome_of(&mut self, mut s: Sending, done: Done) {
-        let Done {
-            started_at,
-            attempt,
-            ..
-        } = done;
-        let verdict = http::classify(&attempt);
-        let retries_left =
-            u32::try_from(s.round_attempt).unwrap_or(u32::MAX) <= self.settings.max_retries;
-        let (status, retry_in) = match verdict {
-            Verdict::Delivered => ("delivered", Duration::ZERO),
-            Verdict::Retry if retries_left => {
-                let delay = attempt
-                    .retry_after
-                    .map(|d| d.min(self.settings.retry_after_max))
-                    .unwrap_or(self.settings.retry_delay);
-                let at = Instant::now() + delay;
-                self.next_retry = Some(self.next_retry.map_or(at, |t| t.min(at)));
-                ("pending", delay)
-            }
-            Verdict::Retry | Verdict::Fail => ("failed", Duration::ZERO),
-        };
-        if let Some(stats) = wake::stats() {
-            stats.attempts.fetch_add(1, Ordering::Relaxed);
-            let counter = match status {
-                "delivered" => &stats.delivered,
-                "pending" => &stats.retries,
-                _ => &stats.failed,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-        }
-        debug1!(
-            "{NAME}: delivery {} attempt {}: {} -> {status}",
-            s.delivery_id,
-            s.attempt,
-            attempt.status.map_or_else(
-                || attempt
-                    .error_class
-                    .map_or("error", |c| c.as_str())
-                    .to_string(),
-                |code| code.to_string()
-            )
-        );
-        let record = queue::AttemptRecord {
-            number: s.attempt,
-            started_epoch: epoch_seconds(started_at),
-            duration_ms: attempt.duration.as_secs_f64() * 1000.0,
-            status_code: attempt.status.map(i32::from),
-            error_class: attempt.error_class.map(|c| c.as_str().to_string()),
-            excerpt: Some(attempt.response_excerpt).filter(|e| !e.is_empty()),
-            body: s.body.take(),
-            content_hash: s.content_hash,
-        };
-        self.push_outcome(
-            s,
-            Some(record),
-            status,
-            retry_in.as_secs_f64() * 1000.0,
-            attempt.error,
-        );
-    }
-
-    /// Writes the outcomes and deletes the inbox rows they finish, in one transaction. When
-    /// that fails, each outcome is written on its own (in a subtransaction), so that one that
-    /// cannot be written costs only itself: it is written once more stripped to its status and
-    /// the reason, and if even that fails its inbox row stays (the delivery is sent again: at
-    /// least once, never lost).
-    fn write_outcomes(&mut self) {
-        let outcomes = std::mem::take(&mut self.outcomes);
-        let rows = std::mem::take(&mut self.finished_rows);
-        let mut plans = std::mem::take(&mut self.plans);
-        let result = txn("unleash_webhook: recording results", || {
-            for chunk in outcomes.chunks(RECORD_CHUNK) {
-                queue::record(&mut plans, chunk, &[])?;
-            }
-            queue::record(&mut plans, &[], &rows)
-        });
-        self.plans = plans;
-        let Err(e) = result else {
-            return;
-        };
-        log!(
-            "{NAME}: could not record {} results together ({e}); recording them one by one",
-            outcomes.len()
-        );
-        let mut plans = queue::Plans::default();
-        let result = txn("unleash_webhook: recording results one by one", || {
-            let mut kept_rows = Vec::new();
-            for o in &outcomes {
-                let Err(e) =
-                    queue::isolated(|| queue::record(&mut plans, std::slice::from_ref(o), &[]))
-                else {
-                    continue;
-                };
-                let bare = o.stripped(format!("the result could not be recorded: {e}"));
-                if let Err(e2) =
-                    queue::isolated(|| queue::record(&mut plans, std::slice::from_ref(&bare), &[]))
-                {
-                    warning!(
-                        "{NAME}: the result of delivery {} cannot be recorded ({e2}); it will be sent again",
-                        o.delivery_id
-                    );
-                    if !o.has_row {
-                        kept_rows.push(o.delivery_id / capture::PAIRS_PER_ROW as i64);
-                    }
-                }
-            }
-            let rows: Vec<i64> = rows
-                .iter()
-                .copied()
-                .filter(|r| !kept_rows.contains(r))
-                .collect();
-            queue::isolated(|| queue::record(&mut plans, &[], &rows))
-        });
-        self.plans = plans;
-        if let Err(e) = result {
-            self.failed("record results", e);
-        }
-    }
-
     /// Deletes finished deliveries past the retention, at most once a second and in batches
     /// of `PURGE_BATCH`, so that it never holds up deliveries. Returns true when a full batch
     /// went (more is probably due).
@@ -1472,14 +975,6 @@ impl Worker {
             );
         }
     }
-}
-
-/// What of an event grows its body with it: its JSON columns.
-fn event_size(row: &EventRow) -> usize {
-    [&row.data, &row.pre_data, &row.tags]
-        .iter()
-        .map(|c| c.as_ref().map_or(0, String::len))
-        .sum()
 }
 
 /// Reads the events of `wanted`, a table at a time, each in a subtransaction: a table that

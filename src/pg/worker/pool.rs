@@ -7,7 +7,7 @@
 //! No pgrx in here.
 
 use crate::http::{Attempt, Client, ErrorClass, Request};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -21,6 +21,11 @@ use std::time::{Instant, SystemTime};
 pub struct Job {
     /// Names the attempt for the main thread, which keeps what it needs to record it.
     pub key: u64,
+    /// Its subscription: the jobs of one group run at most `limit` at a time. More may wait in
+    /// the queue, so that a sender that finishes one takes the next at once instead of waiting
+    /// for the main thread's next turn.
+    pub group: i64,
+    pub limit: usize,
     pub request: Request,
     /// The client current when the job was made (a reload swaps it for new jobs only).
     pub client: Client,
@@ -29,13 +34,14 @@ pub struct Job {
 /// A finished attempt.
 pub struct Done {
     pub key: u64,
+    pub group: i64,
     pub started_at: SystemTime,
     pub attempt: Attempt,
 }
 
-/// The jobs not yet taken. A thread that finishes an attempt takes the next job here without
-/// sleeping if there is one: at full load no thread waits between attempts, and the main
-/// thread wakes one sleeper per job only when some are idle.
+/// The jobs not yet taken. A thread that finishes an attempt takes the next runnable job here
+/// without sleeping if there is one: at full load no thread waits between attempts, and the
+/// main thread wakes a sleeper only when one sleeps.
 struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
@@ -43,7 +49,39 @@ struct Queue {
 
 struct Jobs {
     waiting: VecDeque<Job>,
+    /// Jobs running per group.
+    running: HashMap<i64, usize>,
+    /// Threads asleep on `ready`.
+    idle: usize,
     open: bool,
+}
+
+impl Jobs {
+    fn runnable(&self, job: &Job) -> bool {
+        self.running.get(&job.group).copied().unwrap_or(0) < job.limit
+    }
+
+    /// The oldest job whose group has room, marked running. A group at its limit does not
+    /// hold back the others behind it.
+    fn take(&mut self) -> Option<Job> {
+        let i = self.waiting.iter().position(|j| self.runnable(j))?;
+        let job = self.waiting.remove(i)?;
+        *self.running.entry(job.group).or_insert(0) += 1;
+        Some(job)
+    }
+
+    fn finished(&mut self, group: i64) {
+        if let Some(n) = self.running.get_mut(&group) {
+            *n -= 1;
+            if *n == 0 {
+                self.running.remove(&group);
+            }
+        }
+    }
+
+    fn any_runnable(&self) -> bool {
+        self.waiting.iter().any(|j| self.runnable(j))
+    }
 }
 
 /// What the sender threads share to report back: the results, and the socket that wakes the
@@ -63,6 +101,10 @@ pub struct Pool {
     wake_rx: UnixStream,
     threads: Vec<JoinHandle<()>>,
     in_flight: usize,
+    /// Jobs handed out and not yet collected, per group, and the group's limit: how many
+    /// threads the work in hand can keep busy.
+    outstanding: HashMap<i64, (usize, usize)>,
+    busy_possible: usize,
 }
 
 impl Pool {
@@ -76,6 +118,8 @@ impl Pool {
             queue: Arc::new(Queue {
                 jobs: Mutex::new(Jobs {
                     waiting: VecDeque::new(),
+                    running: HashMap::new(),
+                    idle: 0,
                     open: true,
                 }),
                 ready: Condvar::new(),
@@ -89,6 +133,8 @@ impl Pool {
             wake_rx,
             threads: Vec::new(),
             in_flight: 0,
+            outstanding: HashMap::new(),
+            busy_possible: 0,
         })
     }
 
@@ -97,17 +143,29 @@ impl Pool {
         self.wake_rx.as_raw_fd()
     }
 
+    /// Jobs queued that no sender has taken yet.
+    pub fn waiting(&self) -> usize {
+        self.queue.jobs.lock().map_or(0, |jobs| jobs.waiting.len())
+    }
+
     /// Attempts handed out and not yet collected.
     pub fn in_flight(&self) -> usize {
         self.in_flight
     }
 
-    /// Hands a job to a sender thread, starting one if fewer than `max_threads` run.
+    /// Queues a job for the sender threads, starting one more (up to `max_threads`) when the
+    /// work in hand could keep more busy than run.
     pub fn submit(&mut self, job: Job, max_threads: usize) -> std::io::Result<()> {
-        if self.threads.len() < max_threads.max(1) && self.threads.len() <= self.in_flight {
+        let (count, limit) = self.outstanding.entry(job.group).or_insert((0, job.limit));
+        *count += 1;
+        *limit = job.limit;
+        if *count <= *limit {
+            self.busy_possible += 1;
+        }
+        if self.threads.len() < max_threads.max(1).min(self.busy_possible) {
             self.spawn()?;
         }
-        {
+        let wake = {
             let mut jobs = self
                 .queue
                 .jobs
@@ -116,11 +174,28 @@ impl Pool {
             if !jobs.open {
                 return Err(std::io::Error::other("pool is shut down"));
             }
+            let wake = jobs.idle > 0 && jobs.runnable(&job);
             jobs.waiting.push_back(job);
+            wake
+        };
+        // A futex wake is a system call: only when a thread sleeps and the job can run.
+        if wake {
+            self.queue.ready.notify_one();
         }
-        self.queue.ready.notify_one();
         self.in_flight += 1;
         Ok(())
+    }
+
+    fn forget(&mut self, group: i64) {
+        if let Some((count, limit)) = self.outstanding.get_mut(&group) {
+            if *count <= *limit {
+                self.busy_possible = self.busy_possible.saturating_sub(1);
+            }
+            *count -= 1;
+            if *count == 0 {
+                self.outstanding.remove(&group);
+            }
+        }
     }
 
     fn spawn(&mut self) -> std::io::Result<()> {
@@ -148,6 +223,7 @@ impl Pool {
         self.reporter.wake_pending.swap(false, Ordering::SeqCst);
         let mut out = Vec::new();
         while let Ok(done) = self.results.try_recv() {
+            self.forget(done.group);
             out.push(done);
         }
         self.in_flight = self.in_flight.saturating_sub(out.len());
@@ -180,22 +256,62 @@ impl Pool {
     }
 }
 
-/// The next job, sleeping while there is none; `None` once the pool is shut down.
-fn next_job(queue: &Queue) -> Option<Job> {
+/// The next runnable job, sleeping while there is none; `None` once the pool is shut down.
+/// `finished` is the group of the job this thread just finished: its slot is freed under the
+/// same lock, so that the thread can take that group's next job at once.
+fn next_job(queue: &Queue, finished: Option<i64>) -> Option<Job> {
     let mut jobs = queue.jobs.lock().ok()?;
+    if let Some(group) = finished {
+        jobs.finished(group);
+    }
     loop {
-        if let Some(job) = jobs.waiting.pop_front() {
-            return Some(job);
-        }
         if !jobs.open {
             return None;
         }
-        jobs = queue.ready.wait(jobs).ok()?;
+        if let Some(job) = jobs.take() {
+            // A job that became runnable while every thread was busy, and a sleeper that a
+            // notify missed: pass the wake-up on.
+            if jobs.idle > 0 && jobs.any_runnable() {
+                queue.ready.notify_one();
+            }
+            return Some(job);
+        }
+        jobs.idle += 1;
+        let woken = queue.ready.wait(jobs);
+        jobs = woken.ok()?;
+        jobs.idle -= 1;
     }
 }
 
+/// Sets the nice value of every thread of this process: on Linux each thread has its own, and
+/// a new thread starts with its creator's, so sender threads started later follow the main
+/// thread. Lowering it fails without privileges (EACCES); the threads then stay as they were.
+pub fn set_process_nice(nice: i32) -> std::io::Result<()> {
+    let mut first_error = None;
+    for entry in std::fs::read_dir("/proc/self/task")? {
+        let Some(tid) = entry?
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<libc::id_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: a plain system call; a thread gone meanwhile only makes it fail (ESRCH).
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, nice as libc::c_int) };
+        if rc != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
 fn sender_loop(queue: &Queue, reporter: &Reporter) {
-    while let Some(job) = next_job(queue) {
+    let mut finished = None;
+    while let Some(job) = next_job(queue, finished) {
+        finished = Some(job.group);
         let started_at = SystemTime::now();
         // A panic in the HTTP stack ends as this attempt's failure: the thread and the main
         // thread's count of attempts in flight stay right.
@@ -217,6 +333,7 @@ fn sender_loop(queue: &Queue, reporter: &Reporter) {
             .results
             .send(Done {
                 key: job.key,
+                group: job.group,
                 started_at,
                 attempt,
             })
