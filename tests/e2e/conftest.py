@@ -220,14 +220,14 @@ def make_unleash_cluster(extension_version=None, **kw):
     """A cluster with Unleash's database and events table, and the extension created in it
     (at `extension_version`, default the newest the tree has)."""
     c = Cluster(**kw)
-    setup_unleash(c)
+    setup_unleash(c, extension_version)
     return c
 
 
-def setup_unleash(c):
-    """Unleash's database with its events table and the extension, in the running primary `c`
-    (a Cluster, or anything with its connect, psql_file and log); returns once the worker
-    serves it."""
+def setup_unleash(c, extension_version=None):
+    """Unleash's database with its events table and the extension (at `extension_version`,
+    default the newest the tree has), in the running primary `c` (a Cluster, or anything with
+    its connect, psql_file and log); returns once the worker serves it."""
     with c.connect("postgres") as conn:
         conn.execute("CREATE DATABASE unleash")
     c.psql_file(UNLEASH_FIXTURES / "events-table.sql")
