@@ -28,7 +28,7 @@
 //! same transaction that inserts its deliveries.
 
 use crate::core::matching::Filter;
-use crate::pg::wake;
+use crate::pg::{compat, wake};
 use pgrx::prelude::*;
 use pgrx::{FromDatum, IntoDatum};
 use std::cell::RefCell;
@@ -293,8 +293,7 @@ unsafe fn our_table(schema: pg_sys::Oid, name: &CStr) -> pg_sys::Oid {
 /// The column's number (1-based) in `desc`, if it exists and is not dropped.
 unsafe fn attnum(desc: pg_sys::TupleDesc, name: &CStr) -> Option<i32> {
     unsafe {
-        let attrs = (*desc).attrs.as_slice((*desc).natts as usize);
-        attrs
+        compat::attributes(desc)
             .iter()
             .position(|a| !a.attisdropped && CStr::from_ptr(a.attname.data.as_ptr()) == name)
             .map(|i| i as i32 + 1)
@@ -305,7 +304,7 @@ unsafe fn attnum(desc: pg_sys::TupleDesc, name: &CStr) -> Option<i32> {
 /// time (ALTER TABLE), so every value is read as what the catalog says it is, never as what
 /// attach() once checked.
 unsafe fn type_of(desc: pg_sys::TupleDesc, col: i32) -> pg_sys::Oid {
-    unsafe { (*desc).attrs.as_slice((*desc).natts as usize)[(col - 1) as usize].atttypid }
+    unsafe { compat::attributes(desc)[(col - 1) as usize].atttypid }
 }
 
 /// The datum of column `col` (1-based), None when NULL.
@@ -419,7 +418,7 @@ unsafe fn snapshot_key() -> SnapshotKey {
     unsafe {
         let snap = pg_sys::GetActiveSnapshot();
         SnapshotKey {
-            lxid: (*pg_sys::MyProc).lxid,
+            lxid: compat::local_transaction_id(),
             xmin: (*snap).xmin.into(),
             xmax: (*snap).xmax.into(),
             curcid: (*snap).curcid,

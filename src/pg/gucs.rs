@@ -303,9 +303,6 @@ pub fn pin_session(name: &str, statement_timeout: &str) {
     ] {
         set_session_option(setting, value);
     }
-    for (setting, value) in crate::pg::compat::EXTRA_SESSION_SETTINGS {
-        set_session_option(setting, value);
-    }
 }
 
 /// Sets `name` for this session, over the database's and the role's settings.

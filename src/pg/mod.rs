@@ -8,7 +8,7 @@
 //! - `vacuum`: the short-lived helper that vacuums the queue while the worker is busy;
 //! - `leave`: the worker leaves its database for a DROP, RENAME or copy of it;
 //! - `api`: the Rust half of the SQL API (the plpgsql half is sql/finalize.sql);
-//! - `compat`: what differs between the PostgreSQL versions.
+//! - `compat`: what differs between PostgreSQL 14 to 18, and nowhere else.
 
 pub(crate) mod api;
 pub(crate) mod capture;

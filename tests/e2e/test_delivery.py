@@ -47,10 +47,64 @@ def settled(db, name, n):
     return wait_until(done, timeout=30) or deliveries(db, name)
 
 
+@pytest.mark.core
 def test_worker_is_visible(db):
     row = db.execute("SELECT application_name, backend_type FROM pg_stat_activity "
                      "WHERE pid = unleash_webhook.worker_pid()").fetchone()
     assert row == ("unleash_webhook", "unleash_webhook")
+
+
+@pytest.mark.core
+def test_a_commit_wakes_the_worker_at_once(db, cluster, sink):
+    """The COMMIT that queues a delivery sets the worker's latch (src/pg/wake.rs, which finds
+    it by the worker's PGPROC number, read per version in src/pg/compat.rs). With the backstop
+    poll at a minute, each of five events, one commit each, must arrive within seconds."""
+    cluster.reload(db, poll_interval="60s")
+    create(db, "wake", sink.url("/wake"), ["t-wake"])
+    # (the wait begun before the reload may still end at the old 1 s backstop: the first event
+    # proves nothing alone)
+    for n in range(1, 6):
+        start = time.monotonic()
+        insert_events(db, [("t-wake", None, None, None)])
+        assert len(sink.wait_for("/wake", n, timeout=10)) == n, f"event {n} was not sent at once"
+        assert time.monotonic() - start < 5
+
+
+@pytest.mark.core
+def test_an_insert_matches_the_subscriptions_its_snapshot_sees(db, cluster, sink):
+    """The trigger keeps the subscriptions it read for as long as the snapshot stays the same
+    (src/pg/capture.rs, SnapshotKey); the key names the transaction by its local id, read per
+    version in src/pg/compat.rs. Two transactions of one session that import one exported
+    snapshot and have made the same number of their own changes differ in that id alone: the
+    second must not match a subscription the first created, which its snapshot does not see."""
+    create(db, "snap-other", sink.url("/snap-other"), ["t-snap-other"])
+    exporter = cluster.connect()
+    session = cluster.connect()
+    try:
+        exporter.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        snapshot = exporter.execute("SELECT pg_export_snapshot()").fetchone()[0]
+
+        def in_snapshot(subscription, types):
+            session.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            session.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+            create(session, subscription, sink.url("/" + subscription), types)
+            [event] = insert_events(session, [("t-snap", None, None, None)])
+            session.execute("COMMIT")
+            return event
+
+        first = in_snapshot("snap", ["t-snap"])
+        # the same snapshot, the same own changes, the subscription above out of its sight
+        second = in_snapshot("snap-late", ["t-snap-none"])
+    finally:
+        exporter.close()
+        session.close()
+    assert [json.loads(r.body)["id"] for r in sink.wait_for("/snap", 1)] == [first]
+    # a later event arriving shows that the worker has turned what those two queued into
+    # deliveries: the second event has none for "snap"
+    insert_events(db, [("t-snap-other", None, None, None)])
+    assert len(sink.wait_for("/snap-other", 1)) == 1
+    assert [r for r in deliveries(db, "snap") if r[1] == second] == []
+    assert [json.loads(r.body)["id"] for r in sink.on("/snap")] == [first]
 
 
 def unleash_tables_in_schema(cluster, schema):
@@ -62,6 +116,7 @@ def unleash_tables_in_schema(cluster, schema):
                           + f"SELECT unleash_webhook.attach('{schema}.events');")
 
 
+@pytest.mark.core
 def test_sample_events_arrive_byte_identical(db, cluster, sink):
     create(db, "bodies", sink.url("/bodies"), SAMPLE_TYPES)
     create(db, "bodies-auth", sink.url("/bodies-auth"), ["feature-created"],
@@ -120,6 +175,7 @@ def test_template_renders_as_mustache_js(db, sink):
         '"tags": "t1;t2;", "at": "Thu Nov 26 2026 21:30:59 GMT+0000 (Coordinated Universal Time)"}')
 
 
+@pytest.mark.core
 def test_503_then_200_is_delivered_after_two_attempts(db, sink):
     sink.script("/r503", Reply(503), Reply(200, body=b"thanks"))
     create(db, "r503", sink.url("/r503"), ["t-503"])
@@ -137,6 +193,7 @@ def test_503_then_200_is_delivered_after_two_attempts(db, sink):
     assert got[1].at - got[0].at >= 0.29
 
 
+@pytest.mark.core
 def test_500_twice_fails_after_two_attempts(db, sink):
     sink.script("/r500", Reply(500, body=b"boom"))
     create(db, "r500", sink.url("/r500"), ["t-500"])
@@ -300,6 +357,7 @@ def test_rolled_back_insert_sends_nothing(db, sink, cluster):
     assert [json.loads(r.body)["id"] for r in sink.on("/rollback")] == [after]
 
 
+@pytest.mark.core
 def test_copy_and_savepoints_deliver_exactly_what_committed(db, sink, cluster):
     """The trigger keeps what it matched in memory until the statement ends, or for COPY (which
     does not end through the executor) until the enclosing subtransaction or transaction commits
@@ -407,6 +465,7 @@ def test_custom_ca_over_tls(db, cluster):
         tls.close()
 
 
+@pytest.mark.core
 def test_kill9_of_the_worker_loses_nothing(db, cluster, sink):
     create(db, "bulk", sink.url("/bulk"), ["t-bulk"])
     n = 3000
@@ -426,6 +485,7 @@ def test_kill9_of_the_worker_loses_nothing(db, cluster, sink):
     conn.close()
 
 
+@pytest.mark.core
 def test_library_must_be_preloaded():
     c = Cluster(preload=False)
     try:

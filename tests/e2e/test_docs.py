@@ -93,7 +93,7 @@ SHELL = {
     "deb=$(bash .ci/package)": Covered("tests/e2e/test_package.py", '"bash", ROOT / ".ci/package"'),
     "bash .ci/package": Covered("tests/e2e/test_package.py", '"bash", ROOT / ".ci/package"'),
     "bash .ci/package --debug <tag or commit>": Covered("tests/e2e/test_upgrade.py",
-                                                        '".ci/package", "--debug", ref'),
+                                                        '".ci/package", "--debug", "--pg"'),
     'apt-get install "$deb"': Covered("tests/e2e/test_package.py", '"apt-get", "install"'),
     "apt-get install ./postgresql-15-unleash-webhook_<version>_amd64.deb":
         Covered("tests/e2e/test_package.py", '"apt-get", "install"'),
@@ -104,7 +104,7 @@ SHELL = {
     "cargo pgrx install --release --pg-config /usr/lib/postgresql/15/bin/pg_config":
         Covered("tests/demo.sh", 'cargo pgrx install --release --pg-config "$PG_CONFIG"'),
     "cargo pgrx install --release": Covered("tests/demo.sh", "cargo pgrx install --release"),
-    "cargo pgrx init": Covered(".ci/setup", "cargo pgrx init --pg15"),
+    "cargo pgrx init": Covered(".ci/setup", 'cargo pgrx init "${init_args[@]}"'),
     "cargo pgrx package": Covered(".ci/package", "cargo pgrx package --pg-config"),
     # the harness's Cluster.stop("immediate") is `pg_ctl -m immediate stop`
     "pg_ctl stop -m immediate": Covered("tests/e2e/test_faults.py",

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from conftest import insert_events, make_unleash_cluster, report, wait_until
+from conftest import PG_MAJOR, insert_events, make_unleash_cluster, report, wait_until, worker_pid
 from test_delivery import create
 
 
@@ -53,3 +53,33 @@ def test_busy_worker_has_its_queue_vacuumed(quiet_cluster, sink):
         # a helper that failed would be logged as exiting with code 1
         assert not re.search(r'"unleash_webhook vacuum" \(PID \d+\) exited with exit code [1-9]',
                              c.log()), c.log()
+
+
+@pytest.mark.core
+@pytest.mark.skipif(PG_MAJOR < 17, reason="transaction_timeout exists from PostgreSQL 17")
+def test_transaction_timeout_ends_neither_the_worker_nor_the_vacuum_helper(sink):
+    """From 17, transaction_timeout ends a background worker's transaction with a FATAL too.
+    Set cluster-wide to 1 ms (far below the milliseconds a claim of a busy queue or a VACUUM
+    takes), it would make the worker and the helper exit again and again; they turn it off for
+    themselves (src/pg/compat.rs)."""
+    c = make_unleash_cluster(conf="autovacuum = off\n")
+    # (the worker's exits while it waited for the database to be created are not the subject)
+    started = len(c.log())
+    try:
+        # this test's own session is not the subject: it opts out
+        with c.connect(options="-c transaction_timeout=0") as conn:
+            pid = worker_pid(conn)
+            create(conn, "timeout", sink.url("/timeout"), ["t-vacuum"])
+            conn.execute("ALTER SYSTEM SET transaction_timeout = '1ms'")
+            c.reload(conn, retention="1s", vacuum_interval="1s")
+            deliver(conn, sink, "/timeout", 12000)
+            assert wait_until(lambda: min(vacuums(conn).values()) > 0, timeout=30), vacuums(conn)
+            assert worker_pid(conn) == pid
+            log = c.log()[started:]
+            # (PostgreSQL's own logical replication launcher does exit, again and again)
+            assert not re.search(r'"unleash_webhook[^"]*" \(PID \d+\) exited with exit code [1-9]',
+                                 log), log[-5000:]
+            report(f"PostgreSQL {PG_MAJOR}: transaction_timeout = 1ms cluster-wide: 12,000 "
+                   f"events delivered by one worker, queue vacuumed {vacuums(conn)}, no timeout")
+    finally:
+        c.destroy()

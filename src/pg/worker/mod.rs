@@ -16,6 +16,7 @@ use crate::core::request::{self, Context, Subscription};
 use crate::http::{self, Client, ClientConfig, DestinationPolicy, Verdict};
 use crate::pg::NAME;
 use crate::pg::capture;
+use crate::pg::compat;
 use crate::pg::gucs::{self, WorkerSettings, set_session_option};
 use crate::pg::queue::{self, Outcome};
 use crate::pg::vacuum;
@@ -59,6 +60,7 @@ pub fn init() {
 #[unsafe(no_mangle)]
 pub extern "C-unwind" fn unleash_webhook_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    compat::disable_timeouts_before_connecting();
     let database = gucs::database_name();
     if wake::previous_connect_failed() {
         // The last start died connecting (FATAL: database does not exist). Wait, quietly and
@@ -418,7 +420,7 @@ impl Worker {
         // SAFETY: TopMemoryContext lives for the process; the set is used only by this thread
         // and the latch and socket it watches outlive it.
         let wait_set = unsafe {
-            let set = pg_sys::CreateWaitEventSet(pg_sys::TopMemoryContext, 3);
+            let set = compat::create_wait_event_set(3);
             pg_sys::AddWaitEventToSet(
                 set,
                 pg_sys::WL_LATCH_SET,
