@@ -156,13 +156,11 @@ impl Pool {
     /// Queues a job for the sender threads, starting one more (up to `max_threads`) when the
     /// work in hand could keep more busy than run.
     pub fn submit(&mut self, job: Job, max_threads: usize) -> std::io::Result<()> {
-        let (count, limit) = self.outstanding.entry(job.group).or_insert((0, job.limit));
-        *count += 1;
-        *limit = job.limit;
-        if *count <= *limit {
-            self.busy_possible += 1;
-        }
-        if self.threads.len() < max_threads.max(1).min(self.busy_possible) {
+        let (group, group_limit) = (job.group, job.limit);
+        // counted as outstanding only once queued: a refused job is never collected
+        let count = self.outstanding.get(&group).map_or(0, |(count, _)| *count);
+        let busy_possible = self.busy_possible + usize::from(count < group_limit);
+        if self.threads.len() < max_threads.max(1).min(busy_possible) {
             self.spawn()?;
         }
         let wake = {
@@ -182,6 +180,8 @@ impl Pool {
         if wake {
             self.queue.ready.notify_one();
         }
+        self.outstanding.insert(group, (count + 1, group_limit));
+        self.busy_possible = busy_possible;
         self.in_flight += 1;
         Ok(())
     }
