@@ -4,6 +4,7 @@ replay, eventMarkdown, the destination policy at send time, a proxy, stats and r
 import json
 import select
 import socket
+import time
 
 import psycopg
 import pytest
@@ -11,6 +12,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from conftest import insert_events, wait_until
 from tcpserver import TcpServer
+from sink import Reply
 from test_delivery import attempts, create, deliveries, settled
 
 
@@ -101,6 +103,23 @@ def test_replay_sends_past_events_again(db, sink):
     assert sorted(json.loads(r.body)["id"] for r in got[3:]) == ids
     # new deliveries: new ids
     assert len({headers_of(r)["webhook-id"] for r in got}) == 6
+
+
+def test_retries_are_not_paced_by_the_log_check(db, sink):
+    """Retries wait in the log and are claimed at most one subscription's share of the senders
+    (max_concurrency_per_subscription x 2 = 32) at a time. A share's results make the log due
+    again at once; before, each next share waited for the once-a-second log check, so 640
+    retries took 20 s to send. Counted and timed at the endpoint."""
+    n = 640
+    sink.script("/backlog", *([Reply(500)] * n), Reply(200))
+    create(db, "backlog", sink.url("/backlog"), ["t-backlog"])
+    insert_events(db, [("t-backlog", None, None, None)] * n)
+    got = sink.wait_for("/backlog", 2 * n, timeout=60)
+    assert len(got) == 2 * n
+    retries = [r.at for r in got[n:]]
+    took = max(retries) - min(retries)
+    # paced at a share a second it takes at least 19 s; the sink takes about a second
+    assert took < 10, f"{n} retries took {took:.1f} s"
 
 
 def test_destination_policy_at_send_time(db, cluster, sink):

@@ -26,7 +26,7 @@ use pgrx::datum::TimestampWithTimeZone;
 use pgrx::pg_sys;
 use pgrx::prelude::*;
 use pool::{Done, Job, Pool};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::ffi::CString;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -361,6 +361,10 @@ struct Worker {
     finished_rows: Vec<i64>,
     /// `_deliveries` may hold due rows (a retry, a put-aside or redelivered delivery).
     log_due: bool,
+    /// Subscriptions whose last claim stopped at their share of the senders while more of
+    /// their log rows may be due: a result of theirs makes the log due again at once, instead
+    /// of at the next LOG_CHECK_EVERY (which paced put-aside deliveries at one share a second).
+    log_capped: HashSet<i64>,
     last_log_check: Option<Instant>,
     /// The earliest retry the worker scheduled, so that it wakes for it without polling.
     next_retry: Option<Instant>,
@@ -465,6 +469,7 @@ impl Worker {
             outcomes: Vec::new(),
             finished_rows: Vec::new(),
             log_due: true,
+            log_capped: HashSet::new(),
             last_log_check: None,
             next_retry: None,
             last_error: None,
@@ -848,6 +853,16 @@ impl Worker {
             Some(Ok(claimed)) => {
                 self.last_log_check = Some(Instant::now());
                 self.log_due = claimed.len() >= limit;
+                self.log_capped.clear();
+                let mut claimed_per_sub: HashMap<i64, i32> = HashMap::new();
+                for c in &claimed {
+                    *claimed_per_sub.entry(c.subscription_id).or_insert(0) += 1;
+                }
+                for (sub, n) in claimed_per_sub {
+                    if n >= room.get(&sub).copied().unwrap_or(per_sub) {
+                        self.log_capped.insert(sub);
+                    }
+                }
                 batch.extend(claimed.into_iter().map(|c| Sending {
                     delivery_id: c.delivery_id,
                     subscription_id: c.subscription_id,

@@ -199,6 +199,9 @@ impl Worker {
                     self.in_flight_per_sub.remove(&s.subscription_id);
                 }
             }
+            if self.log_capped.contains(&s.subscription_id) {
+                self.log_due = true;
+            }
             self.outcome_of(s, done);
         }
     }
