@@ -468,4 +468,4 @@ def pytest_terminal_summary(terminalreporter, config):
     seed = getattr(config.option, "randomly_seed", None)
     if seed is not None:
         terminalreporter.write_line(f"tests ran in a random order: repeat it with "
-                                    f"-p randomly -p 'randomly_seed={seed}'")
+                                    f"-p randomly --randomly-seed={seed}")

@@ -22,6 +22,10 @@ class Received:
     at: float
     echo: bytes = b""  # what an echoing reply sent back
     answered: float = 0.0  # when the reply went out (0 while it has not)
+    # when writing the reply began: the client cannot have its answer before this, so intervals
+    # [at, replying] of one client's requests never overlap unless it really sent them at once
+    # (`answered`, stamped after the write, may come after the client's next request arrived)
+    replying: float = 0.0
     peer: tuple = ()  # the sender's (address, port): which process sent it can be looked up
 
     def header(self, name):
@@ -80,6 +84,7 @@ class Sink:
                     hook(rec)
                 if reply.delay:
                     time.sleep(reply.delay)
+                rec.replying = time.time()
                 try:
                     self.send_response(reply.status)
                     for k, v in reply.headers.items():

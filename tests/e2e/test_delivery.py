@@ -268,7 +268,7 @@ def test_hanging_endpoint_does_not_delay_others(db, cluster, sink):
 
 def most_at_once(received):
     """The most requests the endpoint was answering at the same moment."""
-    edges = sorted([(r.at, 1) for r in received] + [(r.answered, -1) for r in received],
+    edges = sorted([(r.at, 1) for r in received] + [(r.replying, -1) for r in received],
                    key=lambda e: (e[0], e[1]))
     now = peak = 0
     for _, step in edges:

@@ -107,10 +107,10 @@ def test_replay_sends_past_events_again(db, sink):
 
 def test_retries_are_not_paced_by_the_log_check(db, sink):
     """Retries wait in the log and are claimed at most one subscription's share of the senders
-    (max_concurrency_per_subscription x 2 = 32) at a time. A share's results make the log due
-    again at once; before, each next share waited for the once-a-second log check, so 640
+    (max_concurrency_per_subscription x 4 = 64) at a time. A share's results make the log due
+    again at once; before, each next share waited for the once-a-second log check, so 1,280
     retries took 20 s to send. Counted and timed at the endpoint."""
-    n = 640
+    n = 1280
     sink.script("/backlog", *([Reply(500)] * n), Reply(200))
     create(db, "backlog", sink.url("/backlog"), ["t-backlog"])
     insert_events(db, [("t-backlog", None, None, None)] * n)
