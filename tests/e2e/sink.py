@@ -49,6 +49,7 @@ class Sink:
     def __init__(self, tls_context: ssl.SSLContext | None = None):
         self.received: list[Received] = []
         self.scripts: dict[str, list[Reply]] = {}
+        self.answers: dict = {}
         # Called with each request as it is recorded, before it is answered (fault tests crash
         # the server from here: the worker has just sent this request).
         self.on_receive = None
@@ -73,7 +74,7 @@ class Sink:
                     return
                 rec = Received("POST", self.path, list(self.headers.items()), body, time.time(),
                                peer=self.client_address)
-                reply = sink._next_reply(self.path)
+                reply = sink._next_reply(self.path, rec)
                 if reply.echo:
                     rec.echo = (self.requestline + "\r\n" + str(self.headers)).encode() + body
                 with sink.lock:
@@ -124,12 +125,21 @@ class Sink:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
-    def _next_reply(self, path):
+    def _next_reply(self, path, rec):
         with self.lock:
+            answer = self.answers.get(path.split("?")[0])
+            if answer:
+                return answer(rec)
             script = self.scripts.get(path.split("?")[0])
             if not script:
                 return Reply()
             return script.pop(0) if len(script) > 1 else script[0]
+
+    def answer(self, path, reply_for):
+        """Answers each request to `path` with reply_for(the Received request), called under
+        the sink's lock."""
+        with self.lock:
+            self.answers[path] = reply_for
 
     def script(self, path, *replies):
         with self.lock:

@@ -602,6 +602,8 @@ impl Worker {
         self.turns.clear();
         self.in_flight.clear();
         self.in_flight_per_sub.clear();
+        self.log_capped.clear();
+        self.deferred.clear();
         self.outcomes.clear();
         self.finished_rows.clear();
     }
@@ -764,7 +766,10 @@ impl Worker {
         free: usize,
     ) -> Result<(usize, Batch), String> {
         let loaded_ids: Vec<i64> = self.rows.keys().copied().collect();
-        let lease_ms = (self.settings.timeout.as_secs_f64() + 60.0) * 1000.0;
+        // A claimed row may wait in the senders' queue behind LOOKAHEAD - 1 others of its
+        // subscription, each up to the timeout, before its own attempt: the lease covers that,
+        // or a slow endpoint's rows would be claimed (and sent) a second time meanwhile.
+        let lease_ms = (self.settings.timeout.as_secs_f64() * LOOKAHEAD as f64 + 60.0) * 1000.0;
         let per_sub = self.window_per_sub();
         let mut loaded = 0;
         if load || claim {
@@ -855,7 +860,10 @@ impl Worker {
             Some(Ok(claimed)) => {
                 self.last_log_check = Some(Instant::now());
                 self.log_due = claimed.len() >= limit;
-                self.log_capped.clear();
+                // a subscription that had no room this time stays marked: its results are
+                // what makes room
+                self.log_capped
+                    .retain(|sub| room.get(sub).is_some_and(|r| *r <= 0));
                 let mut claimed_per_sub: HashMap<i64, i32> = HashMap::new();
                 for c in &claimed {
                     *claimed_per_sub.entry(c.subscription_id).or_insert(0) += 1;

@@ -159,6 +159,11 @@ impl Worker {
         if let Origin::Inbox { inbox_id } = s.origin {
             self.count_down(inbox_id);
         }
+        // room for a subscription whose last claim stopped at its share: claim again now
+        // (whether the delivery ended with a response or without one: event gone, too large)
+        if self.log_capped.contains(&s.subscription_id) {
+            self.log_due = true;
+        }
         // What an endpoint answers is stored and shown: never with our secrets in it.
         if let Some(state) = self.subs.get(&s.subscription_id) {
             let scrub = |t: &mut Option<String>| {
@@ -198,9 +203,6 @@ impl Worker {
                 if *n <= 0 {
                     self.in_flight_per_sub.remove(&s.subscription_id);
                 }
-            }
-            if self.log_capped.contains(&s.subscription_id) {
-                self.log_due = true;
             }
             self.outcome_of(s, done);
         }
