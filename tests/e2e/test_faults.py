@@ -349,17 +349,19 @@ def test_events_table_dropped_and_recreated(own_cluster, sink):
     from sink import Reply
     c = own_cluster
     conn = c.connect()
-    # one request at a time, each taking a second: the other deliveries stay queued
+    # one request at a time, each taking a second; the worker hands at most 4 x the
+    # concurrency to its senders (events read, bodies rendered): the other 4 stay queued
     c.reload(conn, max_concurrency_per_subscription="1")
     sink.script("/recreate", Reply(200, delay=1))
     create(conn, "recreate", sink.url("/recreate"), ["t-rec"])
-    insert_events(conn, [("t-rec", None, None, None)] * 3)
+    n = 8
+    insert_events(conn, [("t-rec", None, None, None)] * n)
     sink.wait_for("/recreate", 1)
     conn.execute("DROP TABLE events CASCADE")
-    rows = settled(conn, "recreate", 3)
+    rows = settled(conn, "recreate", n)
     # delivered before the drop, or failed with the reason after it: never stuck, no crash
     statuses = [r[2] for r in rows]
-    report(f"events table dropped under 3 queued deliveries: {statuses}")
+    report(f"events table dropped under {n} queued deliveries: {statuses}")
     assert "failed" in statuses and set(statuses) <= {"delivered", "failed"}
     for r in rows:
         if r[2] == "failed":
@@ -370,7 +372,7 @@ def test_events_table_dropped_and_recreated(own_cluster, sink):
     c.psql_file(UNLEASH_FIXTURES / "events-table.sql")
     conn.execute("SELECT unleash_webhook.attach('public.events')")
     insert_events(conn, [("t-rec", None, None, None)])
-    assert wait_until(lambda: len(deliveries(conn, "recreate")) == 4
+    assert wait_until(lambda: len(deliveries(conn, "recreate")) == n + 1
                       and deliveries(conn, "recreate")[-1][2] == "delivered", timeout=20)
 
 
