@@ -4,7 +4,6 @@ replay, eventMarkdown, the destination policy at send time, a proxy, stats and r
 import json
 import select
 import socket
-import time
 
 import psycopg
 import pytest
