@@ -41,10 +41,13 @@ use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
 use ureq::config::AutoHeaderValue;
 use ureq::tls::{Certificate, RootCerts, TlsConfig, TlsProvider};
-use ureq::unversioned::transport::{DefaultConnector, NextTimeout};
+use ureq::unversioned::transport::{
+    ConnectProxyConnector, Connector, NextTimeout, RustlsConnector,
+};
 
 mod outcome;
 mod policy;
+mod tcp;
 mod url;
 
 pub use outcome::{Attempt, ErrorClass, Verdict, classify, parse_retry_after};
@@ -252,7 +255,7 @@ impl Client {
         let policy = Arc::new(cfg.destination_policy.clone());
         let resolver = PolicyResolver::new(policy.clone());
         Ok(Client {
-            agent: ureq::Agent::with_parts(config, DefaultConnector::default(), resolver),
+            agent: ureq::Agent::with_parts(config, connector(), resolver),
             policy,
             proxied,
             resolve_timeout: cfg.connect_timeout.min(cfg.total_timeout),
@@ -450,6 +453,15 @@ fn parse_proxy(p: &str) -> Result<ureq::Proxy, ConfigError> {
             "proxy scheme must be http or https (SOCKS is not supported)",
         )),
     }
+}
+
+/// ureq's default chain of connectors without SOCKS (refused in `parse_proxy`) and with our
+/// own TCP connector ([`tcp`]): a CONNECT proxy's tunnel when one is set, else plain TCP,
+/// then TLS for https.
+fn connector() -> impl Connector<()> {
+    ().chain(ConnectProxyConnector::default())
+        .chain(tcp::TcpConnector)
+        .chain(RustlsConnector::default())
 }
 
 /// Remove anything credential-like that belongs to `req` from `msg`, then
