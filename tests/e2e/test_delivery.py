@@ -295,26 +295,37 @@ def test_concurrency_per_subscription_is_what_the_endpoint_sees(db, cluster, sin
     assert most_at_once(got["/conc-a"] + got["/conc-b"]) == 4
 
 
-def thread_nice(pid):
-    """The nice value of each thread of a process (/proc/PID/task/TID/stat, field 19)."""
+def thread_stat(pid, field):
+    """One field of /proc/PID/task/TID/stat for each thread of a process, numbered as proc(5)
+    numbers them (19: nice, 41: scheduling policy)."""
     import os
     out = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{tid}/stat") as f:
-            out[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[16])
+            # fields 1 and 2 are the pid and the (parenthesized, any-character) name
+            out[int(tid)] = int(f.read().rsplit(")", 1)[1].split()[field - 3])
     return out
+
+
+def thread_nice(pid):
+    return thread_stat(pid, 19)
 
 
 def test_worker_yields_the_cpu_to_unleash(db, cluster, sink):
     """The worker and its senders run at unleash_webhook.worker_nice (10 by default), so that
     Unleash's own queries come first on a busy machine; a reload raises it at once, for every
-    thread."""
+    thread. The senders are batch-scheduled."""
     create(db, "nice", sink.url("/nice"), ["t-nice"])
     insert_events(db, [("t-nice", None, None, None)] * 20)
     assert len(sink.wait_for("/nice", 20)) == 20
     pid = worker_pid(db)
     nice = thread_nice(pid)
     assert len(nice) > 1 and set(nice.values()) == {10}, nice
+    # the senders are SCHED_BATCH (3): woken by a response, they wait for the running
+    # thread's slice instead of taking its CPU; the main thread stays SCHED_OTHER (0)
+    policy = thread_stat(pid, 41)
+    assert policy.pop(pid) == 0
+    assert set(policy.values()) == {3}, policy
     cluster.reload(db, worker_nice="15")
     insert_events(db, [("t-nice", None, None, None)] * 20)
     assert len(sink.wait_for("/nice", 40)) == 40

@@ -105,7 +105,14 @@ pub struct Pool {
     /// threads the work in hand can keep busy.
     outstanding: HashMap<i64, (usize, usize)>,
     busy_possible: usize,
+    /// Jobs submitted and not yet handed over (see `hand_over`).
+    staged: Vec<Job>,
+    open: bool,
 }
+
+/// Jobs handed to the senders at least this often while a batch is being submitted, so that
+/// they start on a long batch before it is all rendered.
+const HAND_OVER_EVERY: usize = 32;
 
 impl Pool {
     /// Creates the pool with no threads yet.
@@ -135,6 +142,8 @@ impl Pool {
             in_flight: 0,
             outstanding: HashMap::new(),
             busy_possible: 0,
+            staged: Vec::new(),
+            open: true,
         })
     }
 
@@ -145,7 +154,7 @@ impl Pool {
 
     /// Jobs queued that no sender has taken yet.
     pub fn waiting(&self) -> usize {
-        self.queue.jobs.lock().map_or(0, |jobs| jobs.waiting.len())
+        self.staged.len() + self.queue.jobs.lock().map_or(0, |jobs| jobs.waiting.len())
     }
 
     /// Attempts handed out and not yet collected.
@@ -153,8 +162,9 @@ impl Pool {
         self.in_flight
     }
 
-    /// Queues a job for the sender threads, starting one more (up to `max_threads`) when the
-    /// work in hand could keep more busy than run.
+    /// Stages a job for the sender threads, starting one more (up to `max_threads`) when the
+    /// work in hand could keep more busy than run. Staged jobs reach the senders at
+    /// [`Pool::hand_over`], or by themselves every [`HAND_OVER_EVERY`] jobs.
     pub fn submit(&mut self, job: Job, max_threads: usize) -> std::io::Result<()> {
         let (group, group_limit) = (job.group, job.limit);
         // counted as outstanding only once queued: a refused job is never collected
@@ -163,27 +173,46 @@ impl Pool {
         if self.threads.len() < max_threads.max(1).min(busy_possible) {
             self.spawn()?;
         }
-        let wake = {
-            let mut jobs = self
-                .queue
-                .jobs
-                .lock()
-                .map_err(|_| std::io::Error::other("a sender thread panicked"))?;
-            if !jobs.open {
-                return Err(std::io::Error::other("pool is shut down"));
-            }
-            let wake = jobs.idle > 0 && jobs.runnable(&job);
-            jobs.waiting.push_back(job);
-            wake
-        };
-        // A futex wake is a system call: only when a thread sleeps and the job can run.
-        if wake {
-            self.queue.ready.notify_one();
+        if !self.open {
+            return Err(std::io::Error::other("pool is shut down"));
         }
+        self.staged.push(job);
         self.outstanding.insert(group, (count + 1, group_limit));
         self.busy_possible = busy_possible;
         self.in_flight += 1;
+        // the first job of a batch goes at once (a single event's latency), the rest in bulk
+        if self.staged.len() == 1 && self.in_flight == 1 || self.staged.len() >= HAND_OVER_EVERY {
+            self.hand_over();
+        }
         Ok(())
+    }
+
+    /// Queues the staged jobs for the senders under one lock, and wakes one sleeping sender if
+    /// any can run: it passes the wake-up on to the next (`next_job`). A wake-up is a system
+    /// call, and the woken thread often takes this thread's CPU at once; one per batch instead
+    /// of one per job leaves the main thread to render the batch first.
+    pub fn hand_over(&mut self) {
+        if self.staged.is_empty() {
+            return;
+        }
+        let wake = match self.queue.jobs.lock() {
+            Ok(mut jobs) => {
+                let wake = jobs.idle > 0 && self.staged.iter().any(|j| jobs.runnable(j));
+                jobs.waiting.extend(self.staged.drain(..));
+                wake
+            }
+            // a sender panicked while holding the lock (it never does: each attempt runs
+            // under catch_unwind): the jobs stay counted in flight, and are sent again after
+            // the lease, as after a crash
+            Err(_) => {
+                self.open = false;
+                self.staged.clear();
+                false
+            }
+        };
+        if wake {
+            self.queue.ready.notify_one();
+        }
     }
 
     fn forget(&mut self, group: i64) {
@@ -235,6 +264,9 @@ impl Pool {
     /// stay claimed and are sent again after the restart.
     pub fn shutdown(&mut self, deadline: Instant) -> Vec<Done> {
         let mut out = Vec::new();
+        self.open = false;
+        self.in_flight = self.in_flight.saturating_sub(self.staged.len());
+        self.staged.clear();
         if let Ok(mut jobs) = self.queue.jobs.lock() {
             jobs.open = false;
             // Jobs no thread has taken are not sent: they are dropped as never attempted.
@@ -309,6 +341,7 @@ pub fn set_process_nice(nice: i32) -> std::io::Result<()> {
 }
 
 fn sender_loop(queue: &Queue, reporter: &Reporter) {
+    set_batch_policy();
     let mut finished = None;
     while let Some(job) = next_job(queue, finished) {
         finished = Some(job.group);
@@ -352,6 +385,17 @@ fn sender_loop(queue: &Queue, reporter: &Reporter) {
             return;
         }
     }
+}
+
+/// Puts the calling thread in SCHED_BATCH. A sender woken by a response or by a job then
+/// waits for the running thread's time slice instead of taking its CPU at once: the endpoint
+/// (on this host) finishes answering, the main thread finishes its batch, and one wake-up
+/// serves several results. Its nice value, and so its share of the CPU, stays the same. Best
+/// effort: without it the sender only switches more often.
+fn set_batch_policy() {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: a plain system call on this thread (pid 0), with a valid parameter.
+    unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) };
 }
 
 /// What a caught panic said, if it said it with a string.

@@ -110,6 +110,7 @@ impl Worker {
                 }
             }
         }
+        self.pool.hand_over();
         if let Some(stats) = wake::stats() {
             stats.blocked_by.store(blocked_by, Ordering::Relaxed);
         }
