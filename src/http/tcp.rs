@@ -7,8 +7,12 @@
 //! read (three calls), and each read or write sets the socket's timeout to the time left
 //! (`setsockopt`), which differs on every request. Here the probe is one `recv` with
 //! `MSG_PEEK | MSG_DONTWAIT`, and a timeout already set is kept while it ends no earlier than
-//! the time left and at most a little later ([`slack`]). Everything else is ureq's behaviour:
-//! the same errors for the same failures, so that `outcome.rs` classifies them alike.
+//! the time left and at most a little later ([`slack`]). The errors are ureq's for the same
+//! failures, so that `outcome.rs` classifies them alike. Where this differs from ureq's
+//! connector: a host's addresses share the connect time equally (ureq halves it from one to
+//! the next); a connect timeout names the limit that ran out (`Connect` or `Global`) rather
+//! than always `Connect`; a write that a slow reader or a signal splits waits in all only for
+//! the time left, as a read does.
 
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -167,6 +171,14 @@ fn time_left(timeout: NextTimeout) -> Result<Option<Duration>, Error> {
     Ok(timeout.not_zero().map(|d| *d))
 }
 
+/// The time left until `deadline` (`None`: no deadline), or the timeout once it has passed.
+fn left_until(deadline: Option<Instant>, reason: Timeout) -> Result<Option<Duration>, Error> {
+    match deadline.map(|d| d.saturating_duration_since(Instant::now())) {
+        Some(left) if left.is_zero() => Err(Error::Timeout(reason)),
+        left => Ok(left),
+    }
+}
+
 /// A socket timeout's expiry, as an error: EAGAIN from a timed read or write.
 fn timed_out(e: &io::Error) -> bool {
     matches!(
@@ -182,29 +194,32 @@ impl Transport for TcpTransport {
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
         let timeout = timeout.for_write();
-        let left = time_left(timeout)?;
+        let deadline = time_left(timeout)?.map(|l| Instant::now() + l);
         let stream = &self.stream.0;
-        fit_timeout(&mut self.write_timeout, left, |t| {
-            stream.set_write_timeout(t)
-        })?;
-        let output = &self.buffers.output()[..amount];
-        match (&*stream).write_all(output) {
-            Ok(()) => Ok(()),
-            Err(e) if timed_out(&e) => Err(Error::Timeout(timeout.reason)),
-            Err(e) => Err(Error::Io(e)),
+        let mut output = &self.buffers.output()[..amount];
+        // each partial write (a slow reader) and each signal waits only for what is left
+        while !output.is_empty() {
+            let left = left_until(deadline, timeout.reason)?;
+            fit_timeout(&mut self.write_timeout, left, |t| {
+                stream.set_write_timeout(t)
+            })?;
+            match (&*stream).write(output) {
+                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
+                Ok(n) => output = &output[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if timed_out(&e) => return Err(Error::Timeout(timeout.reason)),
+                Err(e) => return Err(Error::Io(e)),
+            }
         }
+        Ok(())
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         let timeout = timeout.for_read();
-        let left = time_left(timeout)?;
-        let deadline = left.map(|l| Instant::now() + l);
+        let deadline = time_left(timeout)?.map(|l| Instant::now() + l);
         let stream = &self.stream.0;
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left.is_some_and(|l| l.is_zero()) {
-                return Err(Error::Timeout(timeout.reason));
-            }
+            let left = left_until(deadline, timeout.reason)?;
             fit_timeout(&mut self.read_timeout, left, |t| stream.set_read_timeout(t))?;
             let input = self.buffers.input_append_buf();
             match (&*stream).read(input) {

@@ -112,7 +112,7 @@ pub fn init() {
     GucRegistry::define_int_guc(
         c"unleash_webhook.max_concurrency_per_subscription",
         c"Most HTTP requests in flight at once to one subscription.",
-        c"Keeps one slow endpoint from taking every sender. Throughput to one fast endpoint grows with it (measured: 8 -> 4,180/s, 16 -> 6,000/s, 32 -> 8,500/s).",
+        c"Keeps one slow endpoint from taking every sender. Throughput to one endpoint grows with it up to what that endpoint and this machine's CPUs can take (docs/benchmarks.md measures it at the default).",
         &MAX_CONCURRENCY_PER_SUBSCRIPTION,
         1,
         1024,

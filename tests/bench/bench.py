@@ -476,27 +476,29 @@ def add_subscriptions(conn, sink, upto):
 
 
 def reference_loop_ms():
-    """A fixed piece of pure CPU work, timed. On a shared virtual machine the same work takes
-    longer in some minutes than in others, and every CPU figure moves with it: printed beside
-    each run so that a reader can tell the code from the moment."""
-    start = time.process_time()
+    """A fixed piece of pure CPU work, timed: its CPU time and its wall time (which also counts
+    time the hypervisor gave to others). On a shared virtual machine the same work takes longer
+    in some minutes than in others, and every CPU figure moves with it: printed beside each
+    run so that a reader can tell the code from the moment."""
+    cpu, wall = time.process_time(), time.perf_counter()
     x = 0
     for i in range(1_000_000):
         x += i * i
-    return (time.process_time() - start) * 1000
+    return (time.process_time() - cpu) * 1000, (time.perf_counter() - wall) * 1000
 
 
 def throughput_median(conn, sink, n, subs, times):
-    """`times` throughput runs; each printed, and a run made of the median of each figure.
-    This machine's speed drifts by a third between minutes (docs/benchmarks.md): one run
-    says more about the moment than about the code."""
+    """`times` throughput runs; each printed, and a run made of the median of each figure: on
+    a shared machine one run says as much about the moment as about the code. Each run starts
+    with the log of the ones before it in place."""
     what = f"{subs} subscription{'s' if subs > 1 else ''}"
     rs = []
     for _ in range(times):
         loop = reference_loop_ms()
         rs.append(throughput(conn, sink, n // subs, subs))
         print_throughput(what, rs[-1])
-        print(f"  (the reference loop took {loop:.0f} ms just before: the speed of the moment)")
+        print(f"  (a reference loop just before took {loop[0]:.0f} ms of CPU, {loop[1]:.0f} ms "
+              f"of wall time: the speed of the moment)")
     med = {k: statistics.median(r[k] for r in rs)
            for k in ("cpu_us", "wal_bytes", "wal_ours", "wal_plain_event")}
     med.update(rate=statistics.median(r["total"] / r["secs"] for r in rs),
@@ -531,6 +533,8 @@ def main():
                     help="a postgresql.conf line for the cluster, e.g. 'autovacuum_naptime = 10s'"
                          " (repeatable)")
     args = ap.parse_args()
+    if args.throughput < 0:
+        ap.error("--throughput needs a number of runs, at least 1")
     lat_n, rate, thr_n = (100, 100, 2000) if args.quick else (1000, 100, 50000)
     thr_runs = 1 if args.quick else 3
 
@@ -553,9 +557,11 @@ def main():
         # warm up: connections, caches
         latency(conn, sink, 20, 200)
         if args.throughput:
-            throughput_median(conn, sink, thr_n, 1, args.throughput)
+            one = throughput_median(conn, sink, thr_n, 1, args.throughput)
             add_subscriptions(conn, sink, 10)
-            throughput_median(conn, sink, thr_n, 10, args.throughput)
+            ten = throughput_median(conn, sink, thr_n, 10, args.throughput)
+            if not (one["ok"] and ten["ok"]):
+                sys.exit(1)
             return
 
         lat, lost = latency(conn, sink, lat_n, rate)

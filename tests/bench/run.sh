@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark: `bash tests/bench/run.sh` (full, about a minute) or `--quick` (seconds, CI);
+# The benchmark: `bash tests/bench/run.sh` (full, about two minutes) or `--quick` (seconds, CI);
 # `--pg N` runs it on PostgreSQL N (default Debian's 15). Installs the release build of the
 # extension into that version's private tree (.ci/pgversions) first.
 set -euo pipefail

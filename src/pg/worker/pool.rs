@@ -11,9 +11,9 @@ use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
@@ -45,6 +45,8 @@ pub struct Done {
 struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
+    /// `Jobs::idle`, readable without the lock: whether a job staged now would be taken now.
+    sleeping: AtomicUsize,
 }
 
 struct Jobs {
@@ -107,6 +109,7 @@ pub struct Pool {
     busy_possible: usize,
     /// Jobs submitted and not yet handed over (see `hand_over`).
     staged: Vec<Job>,
+    /// False once shut down: no more jobs are taken.
     open: bool,
 }
 
@@ -130,6 +133,7 @@ impl Pool {
                     open: true,
                 }),
                 ready: Condvar::new(),
+                sleeping: AtomicUsize::new(0),
             }),
             reporter: Arc::new(Reporter {
                 results: results_tx,
@@ -163,11 +167,12 @@ impl Pool {
     }
 
     /// Stages a job for the sender threads, starting one more (up to `max_threads`) when the
-    /// work in hand could keep more busy than run. Staged jobs reach the senders at
-    /// [`Pool::hand_over`], or by themselves every [`HAND_OVER_EVERY`] jobs.
+    /// work in hand could keep more busy than run. A staged job reaches the senders at once
+    /// when one of them sleeps; otherwise at [`Pool::hand_over`], or with the next
+    /// [`HAND_OVER_EVERY`] jobs.
     pub fn submit(&mut self, job: Job, max_threads: usize) -> std::io::Result<()> {
         let (group, group_limit) = (job.group, job.limit);
-        // counted as outstanding only once queued: a refused job is never collected
+        // counted as outstanding only once staged: a refused job is never collected
         let count = self.outstanding.get(&group).map_or(0, |(count, _)| *count);
         let busy_possible = self.busy_possible + usize::from(count < group_limit);
         if self.threads.len() < max_threads.max(1).min(busy_possible) {
@@ -180,8 +185,10 @@ impl Pool {
         self.outstanding.insert(group, (count + 1, group_limit));
         self.busy_possible = busy_possible;
         self.in_flight += 1;
-        // the first job of a batch goes at once (a single event's latency), the rest in bulk
-        if self.staged.len() == 1 && self.in_flight == 1 || self.staged.len() >= HAND_OVER_EVERY {
+        // A sleeping sender takes the job now (a single event's latency; a big body rendered
+        // after it does not hold it back). When all are busy, the jobs go in bulk: they would
+        // only wait in the queue, and handing them over one by one costs a lock each.
+        if self.staged.len() >= HAND_OVER_EVERY || self.queue.sleeping.load(Ordering::Relaxed) > 0 {
             self.hand_over();
         }
         Ok(())
@@ -189,26 +196,23 @@ impl Pool {
 
     /// Queues the staged jobs for the senders under one lock, and wakes one sleeping sender if
     /// any can run: it passes the wake-up on to the next (`next_job`). A wake-up is a system
-    /// call, and the woken thread often takes this thread's CPU at once; one per batch instead
-    /// of one per job leaves the main thread to render the batch first.
+    /// call; one per batch instead of one per job.
     pub fn hand_over(&mut self) {
         if self.staged.is_empty() {
             return;
         }
-        let wake = match self.queue.jobs.lock() {
-            Ok(mut jobs) => {
-                let wake = jobs.idle > 0 && self.staged.iter().any(|j| jobs.runnable(j));
-                jobs.waiting.extend(self.staged.drain(..));
-                wake
-            }
-            // a sender panicked while holding the lock (it never does: each attempt runs
-            // under catch_unwind): the jobs stay counted in flight, and are sent again after
-            // the lease, as after a crash
-            Err(_) => {
-                self.open = false;
-                self.staged.clear();
-                false
-            }
+        let wake = {
+            // Poisoned only if a sender panicked holding the lock, which none does (each
+            // attempt runs under catch_unwind, outside it), and the queue is consistent at
+            // every unlock: take it as it is rather than lose the jobs.
+            let mut jobs = self
+                .queue
+                .jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let wake = jobs.idle > 0 && self.staged.iter().any(|j| jobs.runnable(j));
+            jobs.waiting.extend(self.staged.drain(..));
+            wake
         };
         if wake {
             self.queue.ready.notify_one();
@@ -309,9 +313,11 @@ fn next_job(queue: &Queue, finished: Option<i64>) -> Option<Job> {
             return Some(job);
         }
         jobs.idle += 1;
+        queue.sleeping.store(jobs.idle, Ordering::Relaxed);
         let woken = queue.ready.wait(jobs);
         jobs = woken.ok()?;
         jobs.idle -= 1;
+        queue.sleeping.store(jobs.idle, Ordering::Relaxed);
     }
 }
 
