@@ -292,11 +292,7 @@ def capture_benchmarks(cluster, conn, sink, targets, which="both"):
     """Unleash's INSERT rate with the extension against the same table without it: first what
     the trigger costs (a database the worker does not serve), then the same while the worker
     delivers all it queues (10 subscriptions in Unleash's database)."""
-    for i in range(1, 11):
-        conn.execute("SELECT unleash_webhook.create_subscription(%s, %s, "
-                     "ARRAY['feature-created']) WHERE NOT EXISTS "
-                     "(SELECT FROM unleash_webhook.subscriptions WHERE name = %s)",
-                     (f"bench-{i}", f"http://127.0.0.1:{sink.port}/hook{i}", f"bench-{i}"))
+    add_subscriptions(conn, sink, 10)
     prepare_capture_db(cluster, sink.port)
     # (while delivering, single-row only: 10 s of 10-row INSERTs to 10 subscriptions
     # is 3 minutes of delivering per round)
@@ -469,10 +465,13 @@ def report_targets(targets):
 
 
 def add_subscriptions(conn, sink, upto):
+    """bench-2 to bench-`upto` beside bench-1 (main() creates it), each to its own path; those
+    that exist already are kept."""
     for i in range(2, upto + 1):
         conn.execute("SELECT unleash_webhook.create_subscription(%s, %s, "
-                     "ARRAY['feature-created'])",
-                     (f"bench-{i}", f"http://127.0.0.1:{sink.port}/hook{i}"))
+                     "ARRAY['feature-created']) WHERE NOT EXISTS "
+                     "(SELECT FROM unleash_webhook.subscriptions WHERE name = %s)",
+                     (f"bench-{i}", f"http://127.0.0.1:{sink.port}/hook{i}", f"bench-{i}"))
 
 
 def reference_loop_ms():

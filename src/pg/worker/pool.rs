@@ -45,7 +45,8 @@ pub struct Done {
 struct Queue {
     jobs: Mutex<Jobs>,
     ready: Condvar,
-    /// `Jobs::idle`, readable without the lock: whether a job staged now would be taken now.
+    /// Threads asleep on `ready`. Changed only under the `jobs` lock (so it is exact there);
+    /// read without it by `submit`: whether a job staged now would be taken now.
     sleeping: AtomicUsize,
 }
 
@@ -53,8 +54,6 @@ struct Jobs {
     waiting: VecDeque<Job>,
     /// Jobs running per group.
     running: HashMap<i64, usize>,
-    /// Threads asleep on `ready`.
-    idle: usize,
     open: bool,
 }
 
@@ -129,7 +128,6 @@ impl Pool {
                 jobs: Mutex::new(Jobs {
                     waiting: VecDeque::new(),
                     running: HashMap::new(),
-                    idle: 0,
                     open: true,
                 }),
                 ready: Condvar::new(),
@@ -210,7 +208,8 @@ impl Pool {
                 .jobs
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            let wake = jobs.idle > 0 && self.staged.iter().any(|j| jobs.runnable(j));
+            let wake = self.queue.sleeping.load(Ordering::Relaxed) > 0
+                && self.staged.iter().any(|j| jobs.runnable(j));
             jobs.waiting.extend(self.staged.drain(..));
             wake
         };
@@ -307,17 +306,16 @@ fn next_job(queue: &Queue, finished: Option<i64>) -> Option<Job> {
         if let Some(job) = jobs.take() {
             // A job that became runnable while every thread was busy, and a sleeper that a
             // notify missed: pass the wake-up on.
-            if jobs.idle > 0 && jobs.any_runnable() {
+            if queue.sleeping.load(Ordering::Relaxed) > 0 && jobs.any_runnable() {
                 queue.ready.notify_one();
             }
             return Some(job);
         }
-        jobs.idle += 1;
-        queue.sleeping.store(jobs.idle, Ordering::Relaxed);
+        queue.sleeping.fetch_add(1, Ordering::Relaxed);
         let woken = queue.ready.wait(jobs);
+        // (back under the lock, poisoned or not: the count stays right)
+        queue.sleeping.fetch_sub(1, Ordering::Relaxed);
         jobs = woken.ok()?;
-        jobs.idle -= 1;
-        queue.sleeping.store(jobs.idle, Ordering::Relaxed);
     }
 }
 
