@@ -263,12 +263,17 @@ pub fn recover_claimed() -> Result<u64, String> {
     .map_err(err)
 }
 
-const INBOX_SQL: &str = "SELECT i.id, i.event_table::pg_catalog.oid, i.event_ids, i.event_types,
+/// The rows held are left out through a hashed subplan (`NOT IN (SELECT unnest(...))`): each
+/// inbox row is one probe. `NOT (id = ANY ($1))` compared every row with every id held, and a
+/// backlog of single-row INSERTs (thousands of inbox rows, as many held) then cost seconds of
+/// CPU per read (2026-12-08: 2.1 s against 12 ms for 30,000 rows and 20,000 held).
+pub(crate) const INBOX_SQL: &str =
+    "SELECT i.id, i.event_table::pg_catalog.oid, i.event_ids, i.event_types,
                 i.pair_events, i.pair_subs, i.queued_at,
                 ARRAY(SELECT d.id FROM unleash_webhook._deliveries d
                        WHERE d.id >= i.id * 1000 AND d.id < i.id * 1000 + 1000) AS done
            FROM unleash_webhook._inbox i
-          WHERE NOT (i.id = ANY ($1::pg_catalog.int8[]))
+          WHERE i.id NOT IN (SELECT pg_catalog.unnest($1::pg_catalog.int8[]))
           ORDER BY i.id
           LIMIT $2";
 

@@ -610,3 +610,25 @@ fn monitoring_role_reads_views_but_no_secrets_and_managers_need_a_grant() {
     assert_eq!(created, "00000|");
     assert_eq!(count("SELECT count(*) FROM unleash_webhook.subscriptions WHERE name = 'mon1-c'"), 1);
 }
+
+/// The worker's inbox read leaves out the rows it holds with one hash probe per inbox row, not a
+/// comparison with every id held (quadratic: seconds of CPU per read with a backlog of
+/// single-row INSERTs). The plan says which; PostgreSQL 14 to 18 all hash this form.
+#[pg_test]
+fn the_inbox_read_hashes_the_rows_held() {
+    // (connect_mut: EXPLAIN counts as a write for SPI's read-only check)
+    let plan = Spi::connect_mut(|client| {
+        let held: Vec<i64> = (1..=20).collect();
+        client
+            .update(
+                &format!("EXPLAIN (COSTS OFF) {}", crate::pg::queue::INBOX_SQL),
+                None,
+                &[held.into(), 200i64.into()],
+            )
+            .unwrap()
+            .map(|row| row.get::<String>(1).unwrap().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    assert!(plan.contains("hashed SubPlan"), "{plan}");
+}
