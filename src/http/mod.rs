@@ -47,6 +47,7 @@ use ureq::unversioned::transport::{
 
 mod outcome;
 mod policy;
+pub mod reactor;
 mod tcp;
 mod url;
 

@@ -43,6 +43,7 @@ use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver
 use ureq::unversioned::transport::NextTimeout;
 
 use super::outcome::{ErrorClass, PolicyRefusal, describe_error};
+use super::reactor;
 use super::url::{parse_url, target_of};
 
 /// Setting named in refusal messages, where the operator sets the allowlist.
@@ -231,11 +232,22 @@ fn resolve_checked(
     config: &ureq::config::Config,
     timeout: NextTimeout,
 ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-    let addrs = DefaultResolver::default().resolve(uri, config, timeout)?;
+    let addrs = lookup(uri, config, timeout)?;
     policy
         .check(uri.host().unwrap_or(""), addrs.iter().map(SocketAddr::ip))
         .map_err(|r| ureq::Error::Other(Box::new(r)))?;
     Ok(addrs)
+}
+
+/// ureq's own lookup, with its timeout handling, on a thread of its own when called in the
+/// sender's reactor (see [`reactor::blocking`]): `getaddrinfo` blocks.
+fn lookup(
+    uri: &Uri,
+    config: &ureq::config::Config,
+    timeout: NextTimeout,
+) -> Result<ResolvedSocketAddrs, ureq::Error> {
+    let (uri, config) = (uri.clone(), config.clone());
+    reactor::blocking(move || DefaultResolver::default().resolve(&uri, &config, timeout))
 }
 
 /// The agent's resolver: the addresses it returns are the only ones the
@@ -279,7 +291,7 @@ impl Resolver for PolicyResolver {
         // It is the operator's setting and trusted; the target behind it was
         // checked in `Client::exchange`.
         if config.proxy().is_some_and(|p| p.uri() == uri) {
-            return DefaultResolver::default().resolve(uri, config, timeout);
+            return lookup(uri, config, timeout);
         }
         let key = (
             uri.host().unwrap_or("").to_ascii_lowercase(),

@@ -1,31 +1,34 @@
-//! Plain TCP under ureq (and under its TLS), with fewer system calls per request than the
-//! connector ureq ships with.
+//! Plain TCP under ureq (and under its TLS), with non-blocking sockets that wait through
+//! [`reactor::wait`]: in the worker's sender thread an exchange waiting for its socket lets the
+//! others run; anywhere else it blocks its thread, as ureq's own connector does.
 //!
-//! Profiled at 15,000 deliveries a second (2026-12-08, strace -c on the worker), ureq's own
-//! TCP transport made about four system calls per request that carry nothing: a keep-alive
-//! connection's liveness probe switches the socket to non-blocking and back around a one-byte
-//! read (three calls), and each read or write sets the socket's timeout to the time left
-//! (`setsockopt`), which differs on every request. Here the probe is one `recv` with
-//! `MSG_PEEK | MSG_DONTWAIT`, and a timeout already set is kept while it ends no earlier than
-//! the time left and at most a little later ([`slack`]). The errors are ureq's for the same
-//! failures, so that `outcome.rs` classifies them alike. Where this differs from ureq's
-//! connector: a host's addresses share the connect time equally (ureq halves it from one to
-//! the next); a connect timeout names the limit that ran out (`Connect` or `Global`) rather
-//! than always `Connect`; a write that a slow reader or a signal splits waits in all only for
-//! the time left, as a read does.
+//! It also makes fewer system calls per request than ureq's connector. Profiled at 15,000
+//! deliveries a second (2026-12-08, strace -c on the worker), that one made about four per
+//! request that carry nothing: a keep-alive connection's liveness probe switches the socket to
+//! non-blocking and back around a one-byte read (three calls), and each read or write sets the
+//! socket's timeout to the time left (`setsockopt`). Here the probe is one `recv` with
+//! `MSG_PEEK | MSG_DONTWAIT`, and a deadline is the reactor's (or `ppoll`'s), not the socket's.
+//! The errors are ureq's for the same failures, so that `outcome.rs` classifies them alike.
+//! Where this differs from ureq's connector: a host's addresses share the connect time equally
+//! (ureq halves it from one to the next); a connect timeout names the limit that ran out
+//! (`Connect` or `Global`) rather than always `Connect`; a write that a slow reader or a signal
+//! splits waits in all only for the time left, as a read does.
 
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
+use socket2::{Domain, SockAddr, Socket, Type};
 use ureq::unversioned::transport::{
     Buffers, ConnectionDetails, Connector, Either, LazyBuffers, NextTimeout, ShutdownHandle,
     Transport,
 };
 use ureq::{Error, Timeout};
+
+use super::reactor::{self, Interest};
 
 /// Opens plain TCP connections; chained after the CONNECT proxy connector (which opens its
 /// own through the whole chain) and before TLS, as ureq's default chain does.
@@ -58,8 +61,7 @@ impl<In: Transport> Connector<In> for TcpConnector {
         Ok(Some(Either::B(TcpTransport {
             stream,
             buffers: LazyBuffers::new(config.input_buffer_size(), config.output_buffer_size()),
-            read_timeout: None,
-            write_timeout: None,
+            held: Vec::new(),
         })))
     }
 }
@@ -74,20 +76,20 @@ fn connect_any(
 ) -> Result<TcpStream, Error> {
     let mut last = None;
     for (i, addr) in addrs.iter().enumerate() {
-        let result = match deadline {
-            None => TcpStream::connect(addr),
+        let until = match deadline {
+            None => None,
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     return Err(Error::Timeout(reason));
                 }
                 let share = left / u32::try_from(addrs.len() - i).unwrap_or(u32::MAX);
-                TcpStream::connect_timeout(addr, share.max(Duration::from_millis(10)).min(left))
+                Some(Instant::now() + share.max(Duration::from_millis(10)).min(left))
             }
         };
-        match result {
-            Ok(stream) => return Ok(stream),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => last = Some(Error::Timeout(reason)),
+        match connect_one(addr, until) {
+            Ok(Some(stream)) => return Ok(stream),
+            Ok(None) => last = Some(Error::Timeout(reason)),
             Err(e) if next_address_may_do(&e) => last = Some(Error::Io(e)),
             Err(e) => return Err(Error::Io(e)),
         }
@@ -96,6 +98,30 @@ fn connect_any(
         io::ErrorKind::ConnectionRefused,
         "Connection refused",
     ))))
+}
+
+/// A non-blocking connect to `addr`, waiting for it until `until`; `None` when that passed.
+fn connect_one(addr: &SocketAddr, until: Option<Instant>) -> io::Result<Option<TcpStream>> {
+    // (close-on-exec, as socket2 makes every socket)
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, None)?;
+    socket.set_nonblocking(true)?;
+    match socket.connect(&SockAddr::from(*addr)) {
+        Ok(()) => return Ok(Some(socket.into())),
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    loop {
+        if !reactor::wait(socket.as_raw_fd(), Interest::Write, until)? {
+            return Ok(None);
+        }
+        // writable means connected or failed; neither yet: a spurious wake-up
+        if let Some(e) = socket.take_error()? {
+            return Err(e);
+        }
+        if socket.peer_addr().is_ok() {
+            return Ok(Some(socket.into()));
+        }
+    }
 }
 
 fn next_address_may_do(e: &io::Error) -> bool {
@@ -119,13 +145,19 @@ impl ShutdownHandle for Shared {
     }
 }
 
+/// A connected socket, non-blocking.
 pub struct TcpTransport {
     stream: Arc<Shared>,
     buffers: LazyBuffers,
-    /// The socket's SO_RCVTIMEO and SO_SNDTIMEO as last set (`None`: never set, blocks).
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    /// Output held back until the next read (see `transmit_output`).
+    held: Vec<u8>,
 }
+
+/// Most output held back to go out with what follows it. ureq hands over a request's head
+/// and its body in two calls; sent apart they are two TCP segments, and on the endpoint's
+/// side two wake-ups for one request. A webhook's body is usually a few kilobytes: head and
+/// body then leave together, when the response is awaited.
+const HOLD_AT_MOST: usize = 16 * 1024;
 
 impl fmt::Debug for TcpTransport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -133,34 +165,6 @@ impl fmt::Debug for TcpTransport {
             .field("peer", &self.stream.0.peer_addr().ok())
             .finish()
     }
-}
-
-/// How much later than asked a socket timeout already set may end, for a wait of `left`: a
-/// tenth of it, at most 20 ms. Each request's time left starts again from the full timeout, so
-/// a keep-alive connection's timeout set for one request still fits the next (its reads come
-/// within milliseconds of its start), and is not set again.
-fn slack(left: Duration) -> Duration {
-    (left / 10).min(Duration::from_millis(20))
-}
-
-/// Sets a socket timeout when the one set does not fit `left` (see [`slack`]): never one that
-/// ends sooner than asked, so a timeout never fires early.
-fn fit_timeout(
-    current: &mut Option<Duration>,
-    left: Option<Duration>,
-    set: impl FnOnce(Option<Duration>) -> io::Result<()>,
-) -> io::Result<()> {
-    let fits = match (*current, left) {
-        (Some(c), Some(l)) => c >= l && c <= l + slack(l),
-        (c, l) => c.is_none() && l.is_none(),
-    };
-    if fits {
-        return Ok(());
-    }
-    let new = left.map(|l| l + slack(l) / 2);
-    set(new)?;
-    *current = new;
-    Ok(())
 }
 
 /// The wait a NextTimeout allows, or an error if none is left.
@@ -179,12 +183,52 @@ fn left_until(deadline: Option<Instant>, reason: Timeout) -> Result<Option<Durat
     }
 }
 
-/// A socket timeout's expiry, as an error: EAGAIN from a timed read or write.
-fn timed_out(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
+/// One read or write on the non-blocking socket `fd`: tried, and on `WouldBlock` waited for
+/// (see [`reactor::wait`]) and tried again, until `deadline`. A signal (PostgreSQL's,
+/// delivered to this thread) only makes it try again.
+fn io_until(
+    fd: RawFd,
+    interest: Interest,
+    deadline: Option<Instant>,
+    reason: Timeout,
+    mut op: impl FnMut() -> io::Result<usize>,
+) -> Result<usize, Error> {
+    loop {
+        match op() {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                left_until(deadline, reason)?;
+                if !reactor::wait(fd, interest, deadline)? {
+                    return Err(Error::Timeout(reason));
+                }
+            }
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+}
+
+/// All of `data`, within `deadline`: a slow reader takes it in parts, each waited for.
+fn write_all(
+    stream: &TcpStream,
+    mut data: &[u8],
+    deadline: Option<Instant>,
+    reason: Timeout,
+) -> Result<(), Error> {
+    while !data.is_empty() {
+        let n = io_until(
+            stream.as_raw_fd(),
+            Interest::Write,
+            deadline,
+            reason,
+            || (&*stream).write(data),
+        )?;
+        if n == 0 {
+            return Err(Error::Io(io::ErrorKind::WriteZero.into()));
+        }
+        data = &data[n..];
+    }
+    Ok(())
 }
 
 impl Transport for TcpTransport {
@@ -192,52 +236,51 @@ impl Transport for TcpTransport {
         &mut self.buffers
     }
 
+    /// Holds the output back while it is small, so that a request's head and body go out
+    /// together (see [`HOLD_AT_MOST`]); ureq always reads after it writes, and the read sends
+    /// what is held first. Output too big to hold goes out now, after what was held.
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
         let timeout = timeout.for_write();
         let deadline = time_left(timeout)?.map(|l| Instant::now() + l);
-        let stream = &self.stream.0;
-        let mut output = &self.buffers.output()[..amount];
-        // each partial write (a slow reader) and each signal waits only for what is left
-        while !output.is_empty() {
-            let left = left_until(deadline, timeout.reason)?;
-            fit_timeout(&mut self.write_timeout, left, |t| {
-                stream.set_write_timeout(t)
-            })?;
-            match (&*stream).write(output) {
-                Ok(0) => return Err(Error::Io(io::ErrorKind::WriteZero.into())),
-                Ok(n) => output = &output[n..],
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if timed_out(&e) => return Err(Error::Timeout(timeout.reason)),
-                Err(e) => return Err(Error::Io(e)),
-            }
+        let output = &self.buffers.output()[..amount];
+        if self.held.len() + output.len() <= HOLD_AT_MOST {
+            self.held.extend_from_slice(output);
+            return Ok(());
         }
-        Ok(())
+        let stream = &self.stream.0;
+        write_all(stream, &self.held, deadline, timeout.reason)?;
+        self.held.clear();
+        write_all(stream, output, deadline, timeout.reason)
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
         let timeout = timeout.for_read();
         let deadline = time_left(timeout)?.map(|l| Instant::now() + l);
         let stream = &self.stream.0;
-        loop {
-            let left = left_until(deadline, timeout.reason)?;
-            fit_timeout(&mut self.read_timeout, left, |t| stream.set_read_timeout(t))?;
-            let input = self.buffers.input_append_buf();
-            match (&*stream).read(input) {
-                Ok(n) => {
-                    self.buffers.input_appended(n);
-                    return Ok(n > 0);
-                }
-                // a signal (PostgreSQL's, delivered to this thread): wait for what is left
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) if timed_out(&e) => return Err(Error::Timeout(timeout.reason)),
-                Err(e) => return Err(Error::Io(e)),
+        if !self.held.is_empty() {
+            // (within the read's time: ureq's limit for the whole exchange covers both)
+            write_all(stream, &self.held, deadline, timeout.reason)?;
+            self.held.clear();
+            // an answer cannot be there yet: wait before the first read rather than try one
+            if !reactor::wait(stream.as_raw_fd(), Interest::Read, deadline)? {
+                return Err(Error::Timeout(timeout.reason));
             }
         }
+        let input = self.buffers.input_append_buf();
+        let n = io_until(
+            stream.as_raw_fd(),
+            Interest::Read,
+            deadline,
+            timeout.reason,
+            || (&*stream).read(input),
+        )?;
+        self.buffers.input_appended(n);
+        Ok(n > 0)
     }
 
     /// Whether a pooled connection can carry another request: nothing to read on it (no
     /// close from the server, no stray bytes after the last response). One peek that does not
-    /// wait, without switching the socket to non-blocking and back.
+    /// wait.
     fn is_open(&mut self) -> bool {
         let mut byte = 0u8;
         // SAFETY: recv into one byte we own, on a socket this transport owns.
@@ -262,11 +305,11 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
         let transport = TcpTransport {
             stream: Arc::new(Shared(client)),
-            buffers: LazyBuffers::new(1024, 1024),
-            read_timeout: None,
-            write_timeout: None,
+            buffers: LazyBuffers::new(1024, 1 << 22),
+            held: Vec::new(),
         };
         (transport, server)
     }
@@ -323,27 +366,58 @@ mod tests {
     }
 
     #[test]
-    fn a_timeout_set_is_kept_while_it_ends_no_sooner_and_little_later() {
-        let ms = Duration::from_millis;
-        let mut sets = Vec::new();
-        let mut current = None;
-        for left in [ms(10_000), ms(9_999), ms(9_995), ms(10_000), ms(9_970)] {
-            fit_timeout(&mut current, Some(left), |t| {
-                sets.push(t);
-                Ok(())
-            })
-            .unwrap();
-            let c = current.unwrap();
-            assert!(c >= left && c <= left + ms(20), "{c:?} for {left:?}");
+    fn a_small_request_leaves_in_one_piece_when_the_answer_is_awaited() {
+        let (mut t, mut server) = pair();
+        for part in [&b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\n"[..], b"{}"] {
+            t.buffers().output()[..part.len()].copy_from_slice(part);
+            t.transmit_output(part.len(), within(Duration::from_secs(5)))
+                .unwrap();
         }
-        // set for the first, kept for the next three (within 10 ms of their start), set again
-        // for the last, which an endpoint kept waiting 30 ms
-        assert_eq!(sets, [Some(ms(10_010)), Some(ms(9_980))]);
-        // a short timeout is honoured within a tenth of itself
-        fit_timeout(&mut current, Some(ms(5)), |_| Ok(())).unwrap();
-        assert!(current.unwrap() <= ms(5) + ms(1) / 2);
-        // none asked: blocking again
-        fit_timeout(&mut current, None, |_| Ok(())).unwrap();
-        assert_eq!(current, None);
+        server.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 256];
+        assert_eq!(
+            server.read(&mut buf).unwrap_err().kind(),
+            io::ErrorKind::WouldBlock,
+            "held back until the answer is awaited"
+        );
+        server.set_nonblocking(false).unwrap();
+        let answer = std::thread::spawn(move || {
+            let n = server.read(&mut buf).unwrap();
+            server.write_all(b"HTTP/1.1 200 OK\r\n").unwrap();
+            (n, server)
+        });
+        assert!(t.await_input(within(Duration::from_secs(5))).unwrap());
+        let (first_read, _server) = answer.join().unwrap();
+        assert_eq!(first_read, 40, "head and body in one write");
+    }
+
+    #[test]
+    fn a_write_nobody_reads_waits_for_the_time_left_and_not_much_longer() {
+        let (mut t, _server) = pair();
+        // more than the socket buffers on both sides hold
+        let amount = t.buffers().output().len();
+        let start = Instant::now();
+        let e = t
+            .transmit_output(amount, within(Duration::from_millis(200)))
+            .unwrap_err();
+        let took = start.elapsed();
+        assert!(matches!(e, Error::Timeout(Timeout::Global)), "{e:?}");
+        assert!(took >= Duration::from_millis(200), "fired early: {took:?}");
+        assert!(took < Duration::from_millis(200 + 500), "{took:?}");
+    }
+
+    #[test]
+    fn connect_reaches_a_listener_and_reports_a_refusal() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let deadline = Some(Instant::now() + Duration::from_secs(5));
+        let stream = connect_any(&[addr], deadline, Timeout::Connect).unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), addr);
+        drop(listener);
+        let e = connect_any(&[addr], deadline, Timeout::Connect).unwrap_err();
+        assert!(
+            matches!(&e, Error::Io(io) if io.kind() == io::ErrorKind::ConnectionRefused),
+            "{e:?}"
+        );
     }
 }

@@ -101,7 +101,7 @@ pub fn init() {
     );
     GucRegistry::define_int_guc(
         c"unleash_webhook.worker_nice",
-        c"CPU priority (nice value) of the worker and its sender threads.",
+        c"CPU priority (nice value) of the worker and its sender thread.",
         c"When the CPU is busy, Unleash's own queries come first: 0 is PostgreSQL's own priority, 19 the lowest. An idle machine delivers as fast at any value. Raising it applies at once; lowering it needs the worker to be started again (an unprivileged process cannot raise its own priority).",
         &WORKER_NICE,
         0,

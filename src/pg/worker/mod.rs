@@ -3,7 +3,7 @@
 //! Shape: signals, connect, wait for the extension, recover what a dead predecessor had
 //! claimed, then loop { record finished attempts (one short transaction); claim due deliveries
 //! (one short transaction, FOR UPDATE SKIP LOCKED, with a lease); render them and hand them to
-//! the sender threads; wait on the latch (set at COMMIT by `wake`), the senders' socket, or a
+//! the sender thread; wait on the latch (set at COMMIT by `wake`), the sender's socket, or a
 //! timeout }. No transaction is ever open while HTTP is in flight. A Postgres error inside a
 //! transaction is caught, logged and rolled back: it costs one batch, never the worker.
 

@@ -1,21 +1,24 @@
-//! The sender threads: bounded parallel HTTP, reporting back to the worker's main thread.
+//! The sender thread: bounded parallel HTTP, reporting back to the worker's main thread.
 //!
-//! Only the worker's main thread may touch Postgres, so the HTTP work runs on plain threads that
-//! never call into Postgres. A finished attempt goes back on a channel, and one byte on a socket
-//! pair wakes the main thread, which waits on its latch and that socket together
+//! Only the worker's main thread may touch Postgres, so the HTTP work runs on a plain thread
+//! that never calls into Postgres. Each attempt is a task of that thread's reactor
+//! (`http::reactor`): up to `max_concurrency` run at once, each waiting for its own socket,
+//! all served by one `epoll_wait`. A finished attempt goes back on a channel, and one byte on
+//! a socket pair wakes the main thread, which waits on its latch and that socket together
 //! (`WaitLatchOrSocket`): a result is recorded as soon as it exists, without polling.
 //! No pgrx in here.
 
+use crate::http::reactor::{self, Reactor};
 use crate::http::{Attempt, Client, ErrorClass, Request};
 use std::collections::{HashMap, VecDeque};
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// One HTTP attempt to make.
 pub struct Job {
@@ -39,15 +42,41 @@ pub struct Done {
     pub attempt: Attempt,
 }
 
-/// The jobs not yet taken. A thread that finishes an attempt takes the next runnable job here
-/// without sleeping if there is one: at full load no thread waits between attempts, and the
-/// main thread wakes a sleeper only when one sleeps.
+/// The jobs not yet taken. The sender thread takes every runnable job it has room for on each
+/// turn of its loop: at full load it never sleeps between attempts, and the main thread wakes
+/// it only when it sleeps with room.
 struct Queue {
     jobs: Mutex<Jobs>,
-    ready: Condvar,
-    /// Threads asleep on `ready`. Changed only under the `jobs` lock (so it is exact there);
-    /// read without it by `submit`: whether a job staged now would be taken now.
-    sleeping: AtomicUsize,
+    /// Written to wake the sender thread from `epoll_wait` (an eventfd).
+    wake: OwnedFd,
+    /// True while the sender thread sleeps, or is about to, with room for more attempts: a job
+    /// handed over then must wake it. Set only under the `jobs` lock; read without it by
+    /// `submit`: whether a job staged now would be taken now.
+    sleeping: AtomicBool,
+    /// Most attempts at once (`max_concurrency`, as last submitted with).
+    max: AtomicUsize,
+}
+
+impl Queue {
+    /// Poisoned only if the sender panicked holding the lock, which it does not (each attempt
+    /// runs under catch_unwind, outside it), and the queue is consistent at every unlock:
+    /// taken as it is rather than lose the jobs.
+    fn lock(&self) -> MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake(&self) {
+        let one = 1u64;
+        // SAFETY: an 8-byte write from a value we own to our eventfd. It fails only when the
+        // counter is full, which is a wake-up pending anyway.
+        unsafe { libc::write(self.wake.as_raw_fd(), (&raw const one).cast(), 8) };
+    }
+
+    fn drain_wake(&self) {
+        let mut n = 0u64;
+        // SAFETY: an 8-byte read into a value we own, from our non-blocking eventfd.
+        unsafe { libc::read(self.wake.as_raw_fd(), (&raw mut n).cast(), 8) };
+    }
 }
 
 struct Jobs {
@@ -79,13 +108,9 @@ impl Jobs {
             }
         }
     }
-
-    fn any_runnable(&self) -> bool {
-        self.waiting.iter().any(|j| self.runnable(j))
-    }
 }
 
-/// What the sender threads share to report back: the results, and the socket that wakes the
+/// What the sender thread shares to report back: the results, and the socket that wakes the
 /// main thread. `wake_pending` says a byte is already on its way, so that a burst of results
 /// costs one write and one wake-up, not one per result.
 struct Reporter {
@@ -94,35 +119,41 @@ struct Reporter {
     wake_pending: AtomicBool,
 }
 
-/// A fixed-purpose thread pool that grows on demand up to the concurrency setting.
+/// The sender thread and what the main thread keeps of it.
 pub struct Pool {
     queue: Arc<Queue>,
     reporter: Arc<Reporter>,
     results: Receiver<Done>,
     wake_rx: UnixStream,
-    threads: Vec<JoinHandle<()>>,
+    /// The sender thread's epoll instance, until the thread is started (at the first job).
+    epoll: Option<OwnedFd>,
+    thread: Option<JoinHandle<()>>,
     in_flight: usize,
-    /// Jobs handed out and not yet collected, per group, and the group's limit: how many
-    /// threads the work in hand can keep busy.
-    outstanding: HashMap<i64, (usize, usize)>,
-    busy_possible: usize,
     /// Jobs submitted and not yet handed over (see `hand_over`).
     staged: Vec<Job>,
     /// False once shut down: no more jobs are taken.
     open: bool,
 }
 
-/// Jobs handed to the senders at least this often while a batch is being submitted, so that
-/// they start on a long batch before it is all rendered.
+/// Jobs handed to the sender at least this often while a batch is being submitted, so that
+/// it starts on a long batch before it is all rendered.
 const HAND_OVER_EVERY: usize = 32;
 
 impl Pool {
-    /// Creates the pool with no threads yet.
+    /// Creates the pool; its thread starts with the first job.
     pub fn new() -> std::io::Result<Pool> {
         let (results_tx, results) = mpsc::channel();
         let (wake_tx, wake_rx) = UnixStream::pair()?;
         wake_tx.set_nonblocking(true)?;
         wake_rx.set_nonblocking(true)?;
+        // SAFETY: plain system call; the fd is owned below.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: a fresh fd that nothing else owns.
+        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+        let epoll = reactor::epoll_with(wake.as_raw_fd())?;
         Ok(Pool {
             queue: Arc::new(Queue {
                 jobs: Mutex::new(Jobs {
@@ -130,8 +161,9 @@ impl Pool {
                     running: HashMap::new(),
                     open: true,
                 }),
-                ready: Condvar::new(),
-                sleeping: AtomicUsize::new(0),
+                wake,
+                sleeping: AtomicBool::new(false),
+                max: AtomicUsize::new(1),
             }),
             reporter: Arc::new(Reporter {
                 results: results_tx,
@@ -140,10 +172,9 @@ impl Pool {
             }),
             results,
             wake_rx,
-            threads: Vec::new(),
+            epoll: Some(epoll),
+            thread: None,
             in_flight: 0,
-            outstanding: HashMap::new(),
-            busy_possible: 0,
             staged: Vec::new(),
             open: true,
         })
@@ -154,9 +185,9 @@ impl Pool {
         self.wake_rx.as_raw_fd()
     }
 
-    /// Jobs queued that no sender has taken yet.
+    /// Jobs queued that the sender has not started yet.
     pub fn waiting(&self) -> usize {
-        self.staged.len() + self.queue.jobs.lock().map_or(0, |jobs| jobs.waiting.len())
+        self.staged.len() + self.queue.lock().waiting.len()
     }
 
     /// Attempts handed out and not yet collected.
@@ -164,79 +195,56 @@ impl Pool {
         self.in_flight
     }
 
-    /// Stages a job for the sender threads, starting one more (up to `max_threads`) when the
-    /// work in hand could keep more busy than run. A staged job reaches the senders at once
-    /// when one of them sleeps; otherwise at [`Pool::hand_over`], or with the next
-    /// [`HAND_OVER_EVERY`] jobs.
-    pub fn submit(&mut self, job: Job, max_threads: usize) -> std::io::Result<()> {
-        let (group, group_limit) = (job.group, job.limit);
-        // counted as outstanding only once staged: a refused job is never collected
-        let count = self.outstanding.get(&group).map_or(0, |(count, _)| *count);
-        let busy_possible = self.busy_possible + usize::from(count < group_limit);
-        if self.threads.len() < max_threads.max(1).min(busy_possible) {
-            self.spawn()?;
-        }
+    /// Stages a job for the sender, which runs up to `max_at_once` attempts at once. A staged
+    /// job reaches the sender at once when it sleeps with room; otherwise at
+    /// [`Pool::hand_over`], or with the next [`HAND_OVER_EVERY`] jobs.
+    pub fn submit(&mut self, job: Job, max_at_once: usize) -> std::io::Result<()> {
         if !self.open {
             return Err(std::io::Error::other("pool is shut down"));
         }
+        if self.thread.is_none() {
+            self.start()?;
+        }
+        self.queue.max.store(max_at_once.max(1), Ordering::Relaxed);
         self.staged.push(job);
-        self.outstanding.insert(group, (count + 1, group_limit));
-        self.busy_possible = busy_possible;
         self.in_flight += 1;
         // A sleeping sender takes the job now (a single event's latency; a big body rendered
-        // after it does not hold it back). When all are busy, the jobs go in bulk: they would
+        // after it does not hold it back). When it is busy, the jobs go in bulk: they would
         // only wait in the queue, and handing them over one by one costs a lock each.
-        if self.staged.len() >= HAND_OVER_EVERY || self.queue.sleeping.load(Ordering::Relaxed) > 0 {
+        if self.staged.len() >= HAND_OVER_EVERY || self.queue.sleeping.load(Ordering::Relaxed) {
             self.hand_over();
         }
         Ok(())
     }
 
-    /// Queues the staged jobs for the senders under one lock, and wakes one sleeping sender if
-    /// any can run: it passes the wake-up on to the next (`next_job`). A wake-up is a system
-    /// call; one per batch instead of one per job.
+    /// Queues the staged jobs for the sender under one lock, and wakes it if it sleeps with
+    /// room: one wake-up per batch instead of one per job.
     pub fn hand_over(&mut self) {
         if self.staged.is_empty() {
             return;
         }
         let wake = {
-            // Poisoned only if a sender panicked holding the lock, which none does (each
-            // attempt runs under catch_unwind, outside it), and the queue is consistent at
-            // every unlock: take it as it is rather than lose the jobs.
-            let mut jobs = self
-                .queue
-                .jobs
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            let wake = self.queue.sleeping.load(Ordering::Relaxed) > 0
-                && self.staged.iter().any(|j| jobs.runnable(j));
+            let mut jobs = self.queue.lock();
             jobs.waiting.extend(self.staged.drain(..));
-            wake
+            self.queue.sleeping.load(Ordering::Relaxed)
         };
         if wake {
-            self.queue.ready.notify_one();
+            self.queue.wake();
         }
     }
 
-    fn forget(&mut self, group: i64) {
-        if let Some((count, limit)) = self.outstanding.get_mut(&group) {
-            if *count <= *limit {
-                self.busy_possible = self.busy_possible.saturating_sub(1);
-            }
-            *count -= 1;
-            if *count == 0 {
-                self.outstanding.remove(&group);
-            }
-        }
-    }
-
-    fn spawn(&mut self) -> std::io::Result<()> {
+    fn start(&mut self) -> std::io::Result<()> {
+        let Some(epoll) = self.epoll.take() else {
+            return Err(std::io::Error::other(
+                "the sender thread could not be started",
+            ));
+        };
         let queue = Arc::clone(&self.queue);
         let reporter = Arc::clone(&self.reporter);
         let handle = std::thread::Builder::new()
-            .name(format!("unleash_webhook sender {}", self.threads.len() + 1))
-            .spawn(move || sender_loop(&queue, &reporter))?;
-        self.threads.push(handle);
+            .name("unleash_webhook sender".to_string())
+            .spawn(move || sender_loop(&queue, &reporter, Reactor::new(epoll)))?;
+        self.thread = Some(handle);
         Ok(())
     }
 
@@ -253,30 +261,27 @@ impl Pool {
             }
         }
         self.reporter.wake_pending.swap(false, Ordering::SeqCst);
-        let mut out = Vec::new();
-        while let Ok(done) = self.results.try_recv() {
-            self.forget(done.group);
-            out.push(done);
-        }
+        let out: Vec<Done> = self.results.try_iter().collect();
         self.in_flight = self.in_flight.saturating_sub(out.len());
         out
     }
 
     /// Stops taking jobs and waits up to `deadline` for the attempts in flight; returns what
-    /// finished. Threads still blocked in HTTP are left to die with the process: their rows
-    /// stay claimed and are sent again after the restart.
+    /// finished. Attempts still waiting for their endpoint are left to die with the process:
+    /// their rows stay claimed and are sent again after the restart.
     pub fn shutdown(&mut self, deadline: Instant) -> Vec<Done> {
         let mut out = Vec::new();
         self.open = false;
         self.in_flight = self.in_flight.saturating_sub(self.staged.len());
         self.staged.clear();
-        if let Ok(mut jobs) = self.queue.jobs.lock() {
+        {
+            let mut jobs = self.queue.lock();
             jobs.open = false;
-            // Jobs no thread has taken are not sent: they are dropped as never attempted.
+            // Jobs not started are not sent: they are dropped as never attempted.
             self.in_flight = self.in_flight.saturating_sub(jobs.waiting.len());
             jobs.waiting.clear();
         }
-        self.queue.ready.notify_all();
+        self.queue.wake();
         while self.in_flight > 0 && Instant::now() < deadline {
             let wait = deadline.saturating_duration_since(Instant::now());
             match self.results.recv_timeout(wait) {
@@ -291,36 +296,8 @@ impl Pool {
     }
 }
 
-/// The next runnable job, sleeping while there is none; `None` once the pool is shut down.
-/// `finished` is the group of the job this thread just finished: its slot is freed under the
-/// same lock, so that the thread can take that group's next job at once.
-fn next_job(queue: &Queue, finished: Option<i64>) -> Option<Job> {
-    let mut jobs = queue.jobs.lock().ok()?;
-    if let Some(group) = finished {
-        jobs.finished(group);
-    }
-    loop {
-        if !jobs.open {
-            return None;
-        }
-        if let Some(job) = jobs.take() {
-            // A job that became runnable while every thread was busy, and a sleeper that a
-            // notify missed: pass the wake-up on.
-            if queue.sleeping.load(Ordering::Relaxed) > 0 && jobs.any_runnable() {
-                queue.ready.notify_one();
-            }
-            return Some(job);
-        }
-        queue.sleeping.fetch_add(1, Ordering::Relaxed);
-        let woken = queue.ready.wait(jobs);
-        // (back under the lock, poisoned or not: the count stays right)
-        queue.sleeping.fetch_sub(1, Ordering::Relaxed);
-        jobs = woken.ok()?;
-    }
-}
-
 /// Sets the nice value of every thread of this process: on Linux each thread has its own, and
-/// a new thread starts with its creator's, so sender threads started later follow the main
+/// a new thread starts with its creator's, so a sender thread started later follows the main
 /// thread. Lowering it fails without privileges (EACCES); the threads then stay as they were.
 pub fn set_process_nice(nice: i32) -> std::io::Result<()> {
     let mut first_error = None;
@@ -344,51 +321,122 @@ pub fn set_process_nice(nice: i32) -> std::io::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
-fn sender_loop(queue: &Queue, reporter: &Reporter) {
+/// The sender thread: on each turn, the jobs it has room for are started (each runs to its
+/// first wait for a socket), then the sockets that are ready resume theirs. After shutdown it
+/// finishes what runs, then ends.
+fn sender_loop(queue: &Queue, reporter: &Reporter, mut reactor: Reactor<Done>) {
     set_batch_policy();
-    let mut finished = None;
-    while let Some(job) = next_job(queue, finished) {
-        finished = Some(job.group);
-        let started_at = SystemTime::now();
-        // A panic in the HTTP stack ends as this attempt's failure: the thread and the main
-        // thread's count of attempts in flight stay right.
-        let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            job.client.send(&job.request)
-        }))
-        .unwrap_or_else(|panic| Attempt {
-            status: None,
-            error_class: Some(ErrorClass::Other),
-            error: Some(format!(
-                "internal error in the HTTP client: {}",
-                panic_message(&panic)
-            )),
-            response_excerpt: String::new(),
-            duration: started_at.elapsed().unwrap_or_default(),
-            retry_after: None,
-        });
-        if reporter
-            .results
-            .send(Done {
-                key: job.key,
-                group: job.group,
-                started_at,
-                attempt,
-            })
-            .is_err()
-        {
+    let mut done: Vec<Done> = Vec::new();
+    let mut start = Vec::new();
+    loop {
+        // it sleeps in epoll_wait only after a turn in which nothing was started or finished;
+        // with room for more, saying so first, so that the next hand-over wakes it
+        let sleeps = {
+            let mut jobs = queue.lock();
+            for d in &done {
+                jobs.finished(d.group);
+            }
+            if !jobs.open && reactor.is_empty() {
+                return;
+            }
+            let max = queue.max.load(Ordering::Relaxed);
+            while jobs.open && reactor.len() + start.len() < max {
+                match jobs.take() {
+                    Some(job) => start.push(job),
+                    None => break,
+                }
+            }
+            let room = reactor.len() + start.len() < max;
+            let sleeps = start.is_empty() && done.is_empty();
+            queue.sleeping.store(sleeps && room, Ordering::Relaxed);
+            sleeps
+        };
+        if !report(reporter, &mut done) {
             return;
         }
-        // One byte per burst: the main thread clears the flag before it drains the results.
-        if reporter.wake_pending.swap(true, Ordering::SeqCst) {
-            continue;
+        for job in start.drain(..) {
+            let (key, group) = (job.key, job.group);
+            if let Err(e) = reactor.spawn(move || attempt(job), &mut done) {
+                // no memory for its stack: it fails like an attempt, and is retried as one
+                done.push(Done {
+                    key,
+                    group,
+                    started_at: SystemTime::now(),
+                    attempt: internal_error(
+                        format!("cannot start the attempt: {e}"),
+                        Duration::ZERO,
+                    ),
+                });
+            }
         }
+        // (an attempt started may have finished already: not asleep then either)
+        let timeout = (!sleeps || !done.is_empty()).then_some(Duration::ZERO);
+        match reactor.turn(timeout, &mut done) {
+            Ok(true) => queue.drain_wake(),
+            Ok(false) => {}
+            // EBADF or EINVAL: the epoll fd itself is broken, and nothing could be sent
+            Err(_) => return,
+        }
+    }
+}
+
+/// One attempt, as a task of the sender's reactor.
+fn attempt(job: Job) -> Done {
+    let started_at = SystemTime::now();
+    // A panic in the HTTP stack ends as this attempt's failure: the sender and the main
+    // thread's count of attempts in flight stay right.
+    let attempt = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        job.client.send(&job.request)
+    }))
+    .unwrap_or_else(|panic| {
+        internal_error(
+            format!(
+                "internal error in the HTTP client: {}",
+                panic_message(&panic)
+            ),
+            started_at.elapsed().unwrap_or_default(),
+        )
+    });
+    Done {
+        key: job.key,
+        group: job.group,
+        started_at,
+        attempt,
+    }
+}
+
+fn internal_error(error: String, duration: Duration) -> Attempt {
+    Attempt {
+        status: None,
+        error_class: Some(ErrorClass::Other),
+        error: Some(error),
+        response_excerpt: String::new(),
+        duration,
+        retry_after: None,
+    }
+}
+
+/// Sends the finished attempts to the main thread, and wakes it once per burst. False when
+/// the main thread is gone.
+fn report(reporter: &Reporter, done: &mut Vec<Done>) -> bool {
+    if done.is_empty() {
+        return true;
+    }
+    for d in done.drain(..) {
+        if reporter.results.send(d).is_err() {
+            return false;
+        }
+    }
+    // One byte per burst: the main thread clears the flag before it drains the results.
+    if !reporter.wake_pending.swap(true, Ordering::SeqCst) {
         // A full socket buffer already guarantees a wake-up; nothing else can fail here.
         if let Err(e) = (&reporter.wake).write(&[1])
             && e.kind() != ErrorKind::WouldBlock
         {
-            return;
+            return false;
         }
     }
+    true
 }
 
 /// Puts the calling thread in SCHED_BATCH. A sender woken by a response or by a job then
