@@ -240,7 +240,8 @@ fn resolve_checked(
 }
 
 /// ureq's own lookup, with its timeout handling, on a thread of its own when called in the
-/// sender's reactor (see [`reactor::blocking`]): `getaddrinfo` blocks.
+/// sender's reactor (see [`reactor::blocking`]): `getaddrinfo` blocks. (ureq starts one more
+/// for its timeout: two threads per lookup, once per host and [`RESOLVE_CACHE_TTL`].)
 fn lookup(
     uri: &Uri,
     config: &ureq::config::Config,

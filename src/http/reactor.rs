@@ -44,9 +44,9 @@ type Woken = io::Result<bool>;
 
 type Task<T> = Coroutine<Woken, Wait, T, DefaultStack>;
 
-/// Each task's own stack. Deep enough for a TLS handshake under ureq with a wide margin; only
-/// the pages touched are ever backed by memory, and a guard page ends each one.
-const STACK_SIZE: usize = 512 * 1024;
+/// Each task's own stack: half a thread's default, many times what a TLS handshake under ureq
+/// takes. Only the pages touched are ever backed by memory, and a guard page ends each one.
+const STACK_SIZE: usize = 1024 * 1024;
 
 thread_local! {
     /// The yielder of the task running on this thread, null when none runs: set by the task
@@ -120,6 +120,15 @@ pub fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R 
         Ok(r) => r.expect("taken only by the thread"),
         // the lookup's panic, raised in the task as if it had run there
         Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// Clears [`CURRENT`] when dropped: outside a task, [`wait`] must not suspend anything.
+struct ClearCurrent;
+
+impl Drop for ClearCurrent {
+    fn drop(&mut self) {
+        CURRENT.set(ptr::null());
     }
 }
 
@@ -343,8 +352,11 @@ impl<T: 'static> Reactor<T> {
             let Some(slot) = self.slots[i].as_mut() else {
                 return;
             };
-            let result = slot.task.resume(woken);
-            CURRENT.set(ptr::null());
+            let result = {
+                // cleared however the task hands control back (an unwinding too)
+                let _clear = ClearCurrent;
+                slot.task.resume(woken)
+            };
             match result {
                 CoroutineResult::Yield(w) => match self.arm(&w, i) {
                     Ok(()) => {

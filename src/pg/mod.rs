@@ -4,7 +4,7 @@
 //! - `capture`: the row trigger on Unleash's events table and the inbox it writes;
 //! - `wake`: shared memory, and the transaction callback that wakes the worker at COMMIT;
 //! - `queue`: the worker's SQL (inbox, claims, events, results, retention);
-//! - `worker`: the background worker's one loop, and its sender threads;
+//! - `worker`: the background worker's one loop, and its sender thread;
 //! - `vacuum`: the short-lived helper that vacuums the queue while the worker is busy;
 //! - `leave`: the worker leaves its database for a DROP, RENAME or copy of it;
 //! - `api`: the Rust half of the SQL API (the plpgsql half is sql/finalize.sql);

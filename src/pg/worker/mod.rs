@@ -230,7 +230,7 @@ fn describe(s: &WorkerSettings) -> String {
     )
 }
 
-/// The worker's CPU priority, for its main thread and its senders (see worker_nice).
+/// The worker's CPU priority, for its main thread and its sender thread (see worker_nice).
 fn apply_nice(nice: i32) {
     if let Err(e) = pool::set_process_nice(nice) {
         log!(
@@ -393,11 +393,10 @@ const PUT_ASIDE_AFTER: Duration = Duration::from_secs(5);
 /// Outcomes per write: one statement's arrays stay far below PostgreSQL's 1 GB limit even with
 /// stored bodies.
 const RECORD_CHUNK: usize = 500;
-/// How far the main thread fills the senders' queue ahead of them: this many times the
+/// How far the main thread fills the sender's queue ahead of it: this many times the
 /// concurrency, per subscription and in all. The pool runs no more than the concurrency at once
-/// (per subscription too); the rest wait in its queue, so that a sender that finishes takes the
-/// next request at once instead of sleeping until the main thread's next turn (two context
-/// switches per delivery at full load). Measured with tests/bench (1 subscription, 2026-12-07):
+/// (per subscription too); the rest wait in its queue, so that an attempt that finishes is
+/// followed at once by the next instead of waiting for the main thread's next turn. Measured with tests/bench (1 subscription, 2026-12-07):
 /// 2 -> 9,900/s at 102-108 us of worker CPU per delivery; 4 -> 12,500-12,900/s at 73-78 us;
 /// 8 -> no better than 4.
 const LOOKAHEAD: usize = 4;
@@ -495,6 +494,13 @@ impl Worker {
                     "{NAME}: leaving database \"{}\": pid {pid} drops, renames or copies it",
                     gucs::database_name()
                 );
+                self.shutdown();
+                return 1;
+            }
+            if self.pool.ended() {
+                // Only a bug ends it (each attempt's panic is caught): what it held would never
+                // come back. A new worker process sends it again (at-least-once).
+                log!("{NAME}: the sender thread ended; the worker starts again");
                 self.shutdown();
                 return 1;
             }

@@ -125,8 +125,6 @@ pub struct Pool {
     reporter: Arc<Reporter>,
     results: Receiver<Done>,
     wake_rx: UnixStream,
-    /// The sender thread's epoll instance, until the thread is started (at the first job).
-    epoll: Option<OwnedFd>,
     thread: Option<JoinHandle<()>>,
     in_flight: usize,
     /// Jobs submitted and not yet handed over (see `hand_over`).
@@ -153,7 +151,6 @@ impl Pool {
         }
         // SAFETY: a fresh fd that nothing else owns.
         let wake = unsafe { OwnedFd::from_raw_fd(fd) };
-        let epoll = reactor::epoll_with(wake.as_raw_fd())?;
         Ok(Pool {
             queue: Arc::new(Queue {
                 jobs: Mutex::new(Jobs {
@@ -172,7 +169,6 @@ impl Pool {
             }),
             results,
             wake_rx,
-            epoll: Some(epoll),
             thread: None,
             in_flight: 0,
             staged: Vec::new(),
@@ -225,27 +221,37 @@ impl Pool {
         }
         let wake = {
             let mut jobs = self.queue.lock();
+            // (a job of a subscription at its limit would wake it for nothing)
+            let wake = self.queue.sleeping.load(Ordering::Relaxed)
+                && self.staged.iter().any(|j| jobs.runnable(j));
             jobs.waiting.extend(self.staged.drain(..));
-            self.queue.sleeping.load(Ordering::Relaxed)
+            wake
         };
         if wake {
             self.queue.wake();
         }
     }
 
+    /// Starts the sender thread; on failure the next submit tries again.
     fn start(&mut self) -> std::io::Result<()> {
-        let Some(epoll) = self.epoll.take() else {
-            return Err(std::io::Error::other(
-                "the sender thread could not be started",
-            ));
-        };
+        let epoll = reactor::epoll_with(self.queue.wake.as_raw_fd())?;
         let queue = Arc::clone(&self.queue);
         let reporter = Arc::clone(&self.reporter);
         let handle = std::thread::Builder::new()
             .name("unleash_webhook sender".to_string())
-            .spawn(move || sender_loop(&queue, &reporter, Reactor::new(epoll)))?;
+            .spawn(move || {
+                // however it ends (a panic included), the main thread hears of it (`ended`)
+                let _ended = Ended(&reporter);
+                sender_loop(&queue, &reporter, Reactor::new(epoll));
+            })?;
         self.thread = Some(handle);
         Ok(())
+    }
+
+    /// Whether the sender thread has ended while the pool is open: what it held is lost (the
+    /// worker must start again, which sends it again).
+    pub fn ended(&self) -> bool {
+        self.open && self.thread.as_ref().is_some_and(JoinHandle::is_finished)
     }
 
     /// Takes every finished attempt that is waiting, without blocking.
@@ -321,6 +327,15 @@ pub fn set_process_nice(nice: i32) -> std::io::Result<()> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// Wakes the main thread when the sender thread ends, so that it sees [`Pool::ended`].
+struct Ended<'a>(&'a Reporter);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        let _ = (&self.0.wake).write(&[1]);
+    }
+}
+
 /// The sender thread: on each turn, the jobs it has room for are started (each runs to its
 /// first wait for a socket), then the sockets that are ready resume theirs. After shutdown it
 /// finishes what runs, then ends.
@@ -337,6 +352,9 @@ fn sender_loop(queue: &Queue, reporter: &Reporter, mut reactor: Reactor<Done>) {
                 jobs.finished(d.group);
             }
             if !jobs.open && reactor.is_empty() {
+                drop(jobs);
+                // the last results too: shutdown() waits for them
+                report(reporter, &mut done);
                 return;
             }
             let max = queue.max.load(Ordering::Relaxed);
@@ -457,4 +475,138 @@ pub fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| (*s).to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a panic".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::reactor::Interest;
+    use crate::http::{ClientConfig, DestinationPolicy};
+    use std::net::TcpListener;
+
+    /// A local endpoint that answers each request after `delay`; it counts the requests in
+    /// progress per path (the most seen at once) and says when each arrives.
+    struct Endpoint {
+        url: String,
+        most: Arc<Mutex<HashMap<String, usize>>>,
+        arrived: Receiver<()>,
+    }
+
+    fn endpoint(delay: Duration) -> Endpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, arrived) = mpsc::channel();
+        let most = Arc::new(Mutex::new(HashMap::new()));
+        let now = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+        let most2 = Arc::clone(&most);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let (tx, most, now) = (tx.clone(), Arc::clone(&most2), Arc::clone(&now));
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    // keep-alive: one request after another on this connection
+                    while let Ok(n) = stream.read(&mut buf) {
+                        if n == 0 {
+                            return;
+                        }
+                        let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                        let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                        {
+                            let mut now = now.lock().unwrap();
+                            let c = now.entry(path.clone()).or_insert(0);
+                            *c += 1;
+                            let mut most = most.lock().unwrap();
+                            let m = most.entry(path.clone()).or_insert(0);
+                            *m = (*m).max(*c);
+                        }
+                        let _ = tx.send(());
+                        std::thread::sleep(delay);
+                        *now.lock().unwrap().get_mut(&path).unwrap() -= 1;
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if stream.write_all(reply).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Endpoint { url, most, arrived }
+    }
+
+    fn job(key: u64, group: i64, limit: usize, url: String) -> Job {
+        let client = Client::new(&ClientConfig {
+            destination_policy: DestinationPolicy::allow_all(),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        Job {
+            key,
+            group,
+            limit,
+            request: Request {
+                url,
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+            },
+            client,
+        }
+    }
+
+    /// Every result, waiting on the wake-up socket as the worker does.
+    fn collect_all(pool: &mut Pool, n: usize) -> Vec<Done> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut out = Vec::new();
+        while out.len() < n {
+            out.extend(pool.collect());
+            if out.len() < n {
+                let ready = reactor::wait(pool.wake_fd(), Interest::Read, Some(deadline));
+                assert!(ready.unwrap(), "{} of {n} results", out.len());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn attempts_run_together_on_the_one_thread_within_each_subscriptions_limit() {
+        let e = endpoint(Duration::from_millis(300));
+        let mut pool = Pool::new().unwrap();
+        for key in 0..6 {
+            pool.submit(job(key, 1, 2, format!("{}/one", e.url)), 8)
+                .unwrap();
+        }
+        for key in 6..9 {
+            pool.submit(job(key, 2, 3, format!("{}/two", e.url)), 8)
+                .unwrap();
+        }
+        pool.hand_over();
+        let done = collect_all(&mut pool, 9);
+        assert!(done.iter().all(|d| d.attempt.status == Some(200)));
+        let most = e.most.lock().unwrap().clone();
+        // each subscription's limit held, and both ran at their limit at once
+        assert_eq!(most.get("/one"), Some(&2), "{most:?}");
+        assert_eq!(most.get("/two"), Some(&3), "{most:?}");
+        assert_eq!(pool.in_flight(), 0);
+    }
+
+    #[test]
+    fn shutdown_returns_the_attempts_that_finish_within_its_grace() {
+        let e = endpoint(Duration::from_millis(200));
+        let mut pool = Pool::new().unwrap();
+        pool.submit(job(1, 1, 4, format!("{}/slow", e.url)), 8)
+            .unwrap();
+        pool.hand_over();
+        e.arrived.recv_timeout(Duration::from_secs(10)).unwrap();
+        let start = Instant::now();
+        let done = pool.shutdown(start + Duration::from_secs(10));
+        let got: Vec<_> = done.iter().map(|d| (d.key, d.attempt.status)).collect();
+        assert_eq!(got, [(1, Some(200))]);
+        // not the whole grace: the last result is reported as the sender ends
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert!(!pool.ended(), "shut down, not ended by itself");
+    }
 }
