@@ -396,7 +396,8 @@ const RECORD_CHUNK: usize = 500;
 /// How far the main thread fills the sender's queue ahead of it: this many times the
 /// concurrency, per subscription and in all. The pool runs no more than the concurrency at once
 /// (per subscription too); the rest wait in its queue, so that an attempt that finishes is
-/// followed at once by the next instead of waiting for the main thread's next turn. Measured with tests/bench (1 subscription, 2026-12-07):
+/// followed at once by the next instead of waiting for the main thread's next turn. Measured
+/// with tests/bench (1 subscription, 2026-12-07):
 /// 2 -> 9,900/s at 102-108 us of worker CPU per delivery; 4 -> 12,500-12,900/s at 73-78 us;
 /// 8 -> no better than 4.
 const LOOKAHEAD: usize = 4;
